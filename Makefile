@@ -1,0 +1,41 @@
+# Fresh machine: `make demo` or `make test` create .venv, install, and run.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch; on other machines set TORCH_SPEC (and PIP_EXTRA_INDEX_URL) as needed.
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= track,onnx,dev
+
+.PHONY: install demo test lint smoke-ped2 clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/ddlvad demo --out runs/demo
+
+test: install
+	$(VENV)/bin/ruff check src tests bench
+	$(PY) -m pytest tests
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+# Real-data smoke step (CI runs it when ../shared/datasets/ped2 exists): 2 videos, tiny size.
+PED2 ?= ../shared/datasets/ped2
+SMOKE ?= /tmp/ddlvad-smoke
+smoke-ped2: install
+	rm -rf $(SMOKE)
+	$(VENV)/bin/ddlvad train --data ped2 --root $(PED2) --preset tiny --out $(SMOKE)/run --quiet \
+	  --set data.max_videos=2 train.max_steps=20 data.cache_dir=$(SMOKE)/cache
+	$(VENV)/bin/ddlvad test --run $(SMOKE)/run --quiet
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+from ddlvad.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,217 @@
+"""Configuration: one dataclass per stage, YAML presets, dotted CLI overrides.
+
+A run's resolved config is dumped to ``config.yaml`` so every later verb
+(``test``, ``predict``, ``report``) rebuilds exactly the same preprocessing and model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ddlvad.io import atomic_write_text
+
+
+@dataclass
+class DataConfig:
+    """Where frames come from and how they are prepared."""
+
+    root: str = ""
+    layout: str = "auto"  # auto | frames | ucsd | avenue | shanghaitech | folder
+    scene: str = ""  # ShanghaiTech scene id / camera group
+    height: int = 128
+    width: int = 128
+    channels: int = 1  # 1 = gray, 3 = RGB
+    T: int = 3  # clip length, odd
+    cache_dir: str = ""  # default: <root>/.ddlvad_cache or ~/.cache/ddlvad
+    max_videos: int = 0  # 0 = all; >0 keeps the first N videos of each split (smoke runs)
+
+
+@dataclass
+class ModelConfig:
+    """Reconstruction network (see ``ddlvad.models``)."""
+
+    name: str = "c3dsu"  # c3dsu | unet
+    latent: int = 64  # widths are latent/8, /4, /2, latent
+    kernels: tuple[int, ...] = (3, 5, 7)  # authors' code; paper text: (3, 3, 3, 3)
+    final_kernel: int = 1
+
+
+@dataclass
+class ObjectsConfig:
+    """Object proposals + tracking for pseudo-anomaly masks."""
+
+    proposer: str = "bgsub"  # bgsub | mot | json
+    detections: str = ""  # path for mot/json proposers
+    tracker: str = "ocsort"  # ocsort (trackers library) | iou (greedy, no extra dependency)
+    min_area: float = 0.0005  # fraction of the frame area
+    max_area: float = 0.25
+    diff_threshold: int = 25  # gray levels above the temporal-median background
+    iou_threshold: float = 0.3
+
+
+@dataclass
+class PseudoConfig:
+    """Pseudo-anomaly creator, eqs (1)-(2)."""
+
+    mode: str = "dynamic"  # none | static | dynamic
+    sigma: float = 0.5  # fixed weight for static mode
+    l_init: float = 0.0  # dynamic mode: s = sigmoid(l), l starts here
+    no_track: str = "skip"  # skip | random: clips without a full-length track
+
+
+@dataclass
+class LossConfig:
+    """Reconstruction + distinction loss, eqs (3)-(7)."""
+
+    lam: float = 1e-2
+    eps: float = 1e-6
+    norm: str = "region"  # region (paper) | pixel (authors' code; see METHOD.md caveat)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 1e-2
+    step_frac: float = 0.8  # StepLR step = step_frac * epochs
+    gamma: float = 0.5
+    seed: int = 0
+    workers: int = 0
+    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    max_steps: int = 0  # 0 = no cap (smoke runs use a cap)
+    device: str = "auto"
+
+
+@dataclass
+class ScoreConfig:
+    """Frame scoring protocol."""
+
+    patch: int = 16
+    shifted: bool = False  # add the 8-px-shifted grid (authors' code)
+    median: int = 17  # median filter window, 0 = off
+    normalize: bool = False  # per-video min-max before pooling videos
+    batch_size: int = 16
+    edge: str = "clamp"  # clamp: edge frames use replicated neighbours
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objects: ObjectsConfig = field(default_factory=ObjectsConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model"]["kernels"] = list(self.model.kernels)
+        return d
+
+    def dump(self, path: str | Path) -> None:
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    def model_key(self) -> dict[str, Any]:
+        """What a checkpoint must agree on to be loadable into this config."""
+        d = self.to_dict()
+        return {
+            "model": d["model"],
+            "T": self.data.T,
+            "channels": self.data.channels,
+            "size": [self.data.height, self.data.width],
+            "pseudo_mode": self.pseudo.mode,
+        }
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(json.dumps(self.model_key(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _coerce(value: Any, current: Any) -> Any:
+    """Convert a YAML/CLI value to the type of the field's current value."""
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            return value.lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if isinstance(current, tuple):
+        if isinstance(value, str):
+            value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+        return tuple(int(v) for v in value)
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    return str(value)
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Apply ``{"section.key": value}`` (or nested dicts) onto ``cfg`` in place."""
+    flat: dict[str, Any] = {}
+    for k, v in overrides.items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                flat[f"{k}.{k2}"] = v2
+        else:
+            flat[k] = v
+    for key, value in flat.items():
+        parts = key.split(".")
+        if len(parts) == 1:
+            if parts[0] != "name":
+                raise ValueError(f"unknown config key {key!r}")
+            cfg.name = str(value)
+            continue
+        section, attr = parts
+        sub = getattr(cfg, section, None)
+        if sub is None or not dataclasses.is_dataclass(sub):
+            raise ValueError(f"unknown config section {section!r} in {key!r}")
+        names = {f.name for f in fields(sub)}
+        if attr not in names:
+            raise ValueError(f"unknown config key {key!r}; {section} has: {sorted(names)}")
+        setattr(sub, attr, _coerce(value, getattr(sub, attr)))
+    return cfg
+
+
+def preset_names() -> list[str]:
+    files = resources.files("ddlvad") / "configs"
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> Config:
+    """Build a Config from a packaged preset name or a YAML file path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        text = path.read_text()
+    else:
+        res = resources.files("ddlvad") / "configs" / f"{name}.yaml"
+        if not res.is_file():
+            raise ValueError(f"unknown preset {name!r}; available: {preset_names()}")
+        text = res.read_text()
+    data = yaml.safe_load(text) or {}
+    return apply_overrides(Config(), data)
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no config.yaml; is {run_dir} a ddlvad run directory?")
+    return apply_overrides(Config(), yaml.safe_load(path.read_text()) or {})
+
+
+def parse_set(items: list[str]) -> dict[str, str]:
+    """Parse ``["train.lr=0.01", ...]`` into a dict."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects section.key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out

@@ -1,0 +1,34 @@
+"""``ddlvad demo``: generate a synthetic scene, train DDL on it, test it, report the AUC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ddlvad.config import load_preset
+from ddlvad.data.synthetic import SceneSpec, generate
+from ddlvad.evaluate import evaluate
+from ddlvad.train import train
+
+
+def run_demo(
+    out: Path,
+    *,
+    epochs: int = 0,
+    progress: bool = True,
+    spec: SceneSpec | None = None,
+    preset: str = "demo",
+) -> dict:
+    out = Path(out)
+    root = out / "data"
+    if not (root / "boxes.json").exists():
+        generate(root, spec or SceneSpec())
+    cfg = load_preset(preset)
+    cfg.name = "demo"
+    cfg.data.root = str(root.resolve())
+    cfg.data.cache_dir = str((out / "cache").resolve())
+    if epochs:
+        cfg.train.epochs = epochs
+    run_dir = out / "run"
+    summary = train(cfg, run_dir, progress=progress)
+    metrics = evaluate(run_dir, cfg, progress=progress)
+    return {**metrics, "sigma": summary["sigma"], "run": str(run_dir)}

@@ -1,0 +1,47 @@
+"""Glue shared by the verbs: config -> dataset index -> cached frames -> tracks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ddlvad.config import Config
+from ddlvad.data.cache import FrameCache
+from ddlvad.data.layouts import Dataset, VideoRecord, load_dataset
+from ddlvad.objects.masks import Tracks
+from ddlvad.objects.store import build_tracks
+
+
+def open_dataset(cfg: Config) -> Dataset:
+    ds = load_dataset(cfg.data.root, cfg.data.layout, cfg.data.scene)
+    if cfg.data.max_videos > 0:
+        ds.train = ds.train[: cfg.data.max_videos]
+        ds.test = ds.test[: cfg.data.max_videos]
+    return ds
+
+
+def frame_cache(cfg: Config, progress: bool = True) -> FrameCache:
+    return FrameCache(cfg.data.cache_dir or None, progress=progress)
+
+
+def load_videos(
+    records: list[VideoRecord], cfg: Config, progress: bool = True
+) -> dict[str, np.ndarray]:
+    cache = frame_cache(cfg, progress)
+    d = cfg.data
+    return {r.name: cache.load(r.path, d.height, d.width, d.channels) for r in records}
+
+
+def fingerprints(records: list[VideoRecord], cfg: Config) -> dict[str, str]:
+    cache = frame_cache(cfg, False)
+    d = cfg.data
+    return {r.name: cache.entry_path(r.path, d.height, d.width, d.channels).stem for r in records}
+
+
+def train_tracks(
+    records: list[VideoRecord], videos: dict[str, np.ndarray], cfg: Config, progress: bool = True
+) -> tuple[Tracks, dict, Path]:
+    """Tracks over the training videos, cached beside the frames and rebuilt on any change."""
+    folder = frame_cache(cfg, False).dir / "tracks"
+    return build_tracks(videos, cfg.objects, folder, fingerprints(records, cfg), progress=progress)

@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from ddlvad.models import MODELS, build_model, model_T
+from ddlvad.models.unet import widths
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("C", [1, 3])
+@pytest.mark.parametrize("kernels", [(3, 5, 7), (3, 3, 3, 3)])
+def test_every_variant_maps_clip_to_middle_frame(name, C, kernels):
+    T = model_T(name, 3)
+    m = build_model(name, C=C, T=T, latent=16, kernels=kernels)
+    X = torch.rand(2, C, T, 32, 48)
+    y = m(X)
+    assert y.shape == (2, C, 32, 48)
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+def test_c3dsu_uses_time_but_unet_cannot():
+    torch.manual_seed(0)
+    m = build_model("c3dsu", C=1, T=3, latent=16, kernels=(3,)).eval()
+    X = torch.rand(1, 1, 3, 32, 32)
+    X2 = X.clone()
+    X2[:, :, 0] = torch.rand(1, 1, 32, 32)  # change only a neighbour frame
+    assert not torch.allclose(m(X), m(X2))
+    with pytest.raises(ValueError, match="T = 1"):
+        build_model("unet", C=1, T=3, latent=16, kernels=(3,))
+
+
+def test_even_T_and_bad_latent_rejected():
+    with pytest.raises(ValueError, match="odd"):
+        build_model("c3dsu", C=1, T=4, latent=16, kernels=(3,))
+    with pytest.raises(ValueError, match="multiple of 8"):
+        widths(20)
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("resnet", C=1, T=3, latent=16, kernels=(3,))
+
+
+# Parameter counts pinned per variant (C = 3, latent 64): a change to the architecture must
+# show up here. Authors' code: kernels 3/5/7 + 1x1 final conv; paper text: four 3x3 branches.
+# The C3DSU adds exactly sum_c (27 c^2 + c) for c in widths(64) = 147,000 Conv3D parameters.
+PINNED = {
+    ("unet", (3, 5, 7)): 1_419_002,
+    ("c3dsu", (3, 5, 7)): 1_566_002,
+    ("unet", (3, 3, 3, 3)): 681_031,
+    ("c3dsu", (3, 3, 3, 3)): 828_031,
+}
+
+
+@pytest.mark.parametrize("name,kernels", sorted(PINNED))
+def test_parameter_count_pinned(name, kernels):
+    m = build_model(name, C=3, T=model_T(name, 3), latent=64, kernels=kernels)
+    assert sum(p.numel() for p in m.parameters()) == PINNED[(name, kernels)]
+
+
+def test_conv3d_skip_parameter_difference():
+    extra = sum(27 * c * c + c for c in widths(64))
+    assert PINNED[("c3dsu", (3, 5, 7))] - PINNED[("unet", (3, 5, 7))] == extra

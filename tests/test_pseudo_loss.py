@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+
+from ddlvad.loss import ddl_loss, distinction_terms, pixel_dist, recon_loss
+from ddlvad.pseudo import PseudoAnomalyCreator
+
+
+def test_eq1_eq2_by_hand():
+    X = torch.tensor([0.2, 0.4, 0.6, 0.8]).reshape(1, 1, 1, 2, 2)
+    A = torch.tensor([1.0, 0.0, 1.0, 0.0]).reshape(1, 1, 1, 2, 2)
+    M = torch.tensor([1.0, 1.0, 0.0, 0.0]).reshape(1, 1, 1, 2, 2)
+    c = PseudoAnomalyCreator("static", sigma=0.25)
+    XA = c(X, M, A)
+    # masked: 0.75*x + 0.25*a ; unmasked: x
+    expect = torch.tensor([0.75 * 0.2 + 0.25, 0.75 * 0.4, 0.6, 0.8]).reshape(1, 1, 1, 2, 2)
+    assert torch.allclose(XA, expect)
+
+
+def test_dynamic_sigma_starts_at_half_and_none_mode_disabled():
+    c = PseudoAnomalyCreator("dynamic")
+    assert float(c.sigma()) == pytest.approx(0.5)
+    assert not PseudoAnomalyCreator("none").enabled
+    with pytest.raises(ValueError, match="mode"):
+        PseudoAnomalyCreator("adaptive")
+
+
+def test_eq4_recon_by_hand():
+    x = torch.zeros(1, 2, 1, 2)  # C = 2, H = 1, W = 2
+    y = torch.tensor([[[[3.0, 0.0]], [[4.0, 0.0]]]])
+    # pixel 0: ||(3,4)|| / sqrt(2) = 5/sqrt(2); pixel 1: 0 -> mean = 2.5/sqrt(2)
+    assert float(recon_loss(x, y)) == pytest.approx(2.5 / math.sqrt(2))
+    assert pixel_dist(x, y).shape == (1, 1, 2)
+
+
+def test_eq5_to_eq7_region_norm_by_hand():
+    x_t = torch.zeros(1, 1, 1, 3)
+    xa_t = torch.ones(1, 1, 1, 3)
+    ya = torch.tensor([0.3, 0.6, 0.9]).reshape(1, 1, 1, 3)
+    m = torch.tensor([[[1.0, 1.0, 0.0]]])
+    ratio, P, N = distinction_terms(x_t, xa_t, ya, m, eps=0.0, norm="region")
+    P_hand = math.sqrt(0.3**2 + 0.6**2)  # ||M (X^t - f(X_A))||
+    N_hand = math.sqrt(0.7**2 + 0.4**2)  # ||M (X_A^t - f(X_A))||
+    assert float(P) == pytest.approx(P_hand)
+    assert float(N) == pytest.approx(N_hand)
+    assert float(ratio) == pytest.approx(P_hand / N_hand)
+
+
+def test_eq7_pixel_norm_by_hand():
+    x_t = torch.zeros(1, 1, 1, 2)
+    xa_t = torch.ones(1, 1, 1, 2)
+    ya = torch.tensor([0.2, 0.5]).reshape(1, 1, 1, 2)
+    m = torch.ones(1, 1, 2)
+    ratio, _, _ = distinction_terms(x_t, xa_t, ya, m, eps=0.0, norm="pixel")
+    assert float(ratio) == pytest.approx((0.2 / 0.8 + 0.5 / 0.5) / 2)
+
+
+def test_eq3_total_and_unmasked_clips_ignored():
+    torch.manual_seed(0)
+    x_t, y, xa_t, ya = (torch.rand(2, 1, 4, 4) for _ in range(4))
+    m = torch.zeros(2, 4, 4)
+    m[0, 1:3, 1:3] = 1  # only clip 0 carries a mask
+    parts = ddl_loss(x_t, y, xa_t, ya, m, lam=0.5, eps=1e-6)
+    ratio, _, _ = distinction_terms(x_t[:1], xa_t[:1], ya[:1], m[:1], eps=1e-6)
+    assert float(parts.dist) == pytest.approx(float(ratio[0]))
+    assert float(parts.total) == pytest.approx(float(parts.recon) + 0.5 * float(parts.dist))
+    none = ddl_loss(x_t, y, xa_t, ya, torch.zeros(2, 4, 4))
+    assert float(none.dist) == 0 and float(none.total) == float(none.recon)
+
+
+@pytest.mark.parametrize("mode,expect_grad", [("dynamic", True), ("static", False)])
+def test_gradient_reaches_l_in_dynamic_mode_only(mode, expect_grad):
+    torch.manual_seed(0)
+    c = PseudoAnomalyCreator(mode)
+    X = torch.rand(2, 1, 3, 8, 8)
+    M = torch.zeros(2, 1, 3, 8, 8)
+    M[..., 2:6, 2:6] = 1
+    XA = c(X, M)
+    f = torch.nn.Conv2d(1, 1, 3, padding=1)  # stand-in for the model
+    ya = torch.sigmoid(f(XA[:, :, 1]))
+    y = torch.sigmoid(f(X[:, :, 1]))
+    ddl_loss(X[:, :, 1], y, XA[:, :, 1], ya, M[:, 0, 1]).total.backward()
+    params = list(c.parameters())
+    if expect_grad:
+        assert params and params[0].grad is not None and float(params[0].grad.abs()) > 0
+    else:
+        assert params == []  # static sigma is a buffer: nothing for the optimiser to move
