@@ -115,6 +115,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# Verbs that live in their own modules: each module defines
+#   add_arguments(p: argparse.ArgumentParser) -> None   and   run(args) -> int
+PLUGIN_VERBS = {
+    "report": ("ddlvad.report", "HTML report and plots for a run"),
+    "predict": ("ddlvad.predict", "score a video file, folder or live stream with a run"),
+    "export": ("ddlvad.export", "export a run's model to ONNX"),
+    "ablate": ("ddlvad.ablate", "the paper's models x modes grid, with seeds"),
+}
+
+
+def _plugin(verb: str, parser: argparse.ArgumentParser) -> None:
+    import importlib
+
+    module_name, _ = PLUGIN_VERBS[verb]
+    try:
+        mod = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name:
+            raise
+        parser.set_defaults(fn=lambda a: _missing(verb))
+        return
+    mod.add_arguments(parser)
+    parser.set_defaults(fn=mod.run)
+
+
+def _missing(verb: str) -> int:
+    print(f"ddlvad {verb}: not available in this build", file=sys.stderr)
+    return 2
+
+
 def make_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ddlvad", description=__doc__)
     sub = ap.add_subparsers(dest="verb", required=True)
@@ -145,6 +175,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=0, help="override the demo preset's epochs")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_demo)
+
+    for verb, (_, help_text) in PLUGIN_VERBS.items():
+        _plugin(verb, sub.add_parser(verb, help=help_text))
     return ap
 
 

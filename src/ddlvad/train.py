@@ -28,6 +28,7 @@ from ddlvad.models import build_model, model_T
 from ddlvad.objects.masks import MaskPicker
 from ddlvad.pipeline import load_videos, open_dataset, train_tracks
 from ddlvad.pseudo import PseudoAnomalyCreator
+from ddlvad.viz import plot_sigma_trajectory
 
 LOG_FIELDS = ["epoch", "step", "loss", "recon", "dist", "P", "N", "sigma", "lr", "masked"]
 
@@ -187,6 +188,8 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
         "params": sum(p.numel() for p in model.parameters()),
     }
     atomic_write_json(run_dir / "train_summary.json", summary)
+    if creator.mode == "dynamic" and step > 0:
+        plot_sigma_trajectory(run_dir / "sigma.csv", run_dir / "plots" / "sigma_trajectory.png")
     return summary
 
 
