@@ -103,6 +103,14 @@ class ScoreConfig:
 
 
 @dataclass
+class CalibConfig:
+    """Alert threshold calibrated at training time on held-out normal frames."""
+
+    holdout: float = 0.0  # fraction at the end of each training video kept out of training
+    quantile: float = 0.99  # threshold = this quantile of held-out smoothed scores
+
+
+@dataclass
 class Config:
     name: str = "run"
     data: DataConfig = field(default_factory=DataConfig)
@@ -112,6 +120,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    calib: CalibConfig = field(default_factory=CalibConfig)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

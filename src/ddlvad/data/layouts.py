@@ -29,6 +29,18 @@ class Dataset:
     test: list[VideoRecord]
 
 
+def load_pixel_masks(rec: VideoRecord, height: int, width: int) -> np.ndarray | None:
+    """(n_frames, height, width) bool pixel masks of a test video, or None when not shipped."""
+    if rec.mask_dir is None:
+        return None
+    from ddlvad.data.sources import FrameFolder, to_working
+
+    src = FrameFolder(rec.mask_dir)
+    if len(src) != rec.n_frames:
+        raise SourceError(f"{rec.mask_dir}: {len(src)} mask images but {rec.n_frames} frames")
+    return np.stack([to_working(m, height, width, 1)[..., 0] > 127 for m in src])
+
+
 def _frame_videos(folder: Path, split: str) -> list[VideoRecord]:
     if not folder.is_dir():
         raise SourceError(f"{folder}: missing; expected one sub-folder of frames per video")
