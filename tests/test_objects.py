@@ -90,3 +90,59 @@ def test_mask_picker_policies():
     assert MaskPicker(tracks).coverage({"v": 4}, 3) == 0.5
     with pytest.raises(ValueError, match="policy"):
         MaskPicker(tracks, "always")
+
+
+def _write_mot(path, true_frames, H, W):
+    lines = []
+    for f, objs in enumerate(true_frames):
+        for oid, _, (x1, y1, x2, y2) in objs:
+            x, y, w, h = x1 * W, y1 * H, (x2 - x1) * W, (y2 - y1) * H
+            lines.append(f"{f + 1},{oid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},0.9,-1,-1,-1")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_mot_detections_feed_tracks_with_given_and_ocsort(scene, tmp_path):
+    from ddlvad.pipeline import train_tracks
+    from tests.conftest import tiny_config
+
+    root, _, true = scene
+    mot = tmp_path / "mot"
+    mot.mkdir()
+    for n in ("01", "02"):
+        _write_mot(mot / f"{n}.txt", true[n], SPEC.height, SPEC.width)
+    cfg = tiny_config(root, tmp_path / "cache")
+    cfg.objects.proposer, cfg.objects.detections, cfg.objects.tracker = "mot", str(mot), "given"
+    from ddlvad.data.layouts import load_dataset
+    from ddlvad.pipeline import load_videos
+
+    recs = load_dataset(root).train
+    videos = load_videos(recs, cfg, progress=False)
+    tracks, meta, _ = train_tracks(recs, videos, cfg, progress=False)
+    assert id_switches(true["01"], tracks["01"])["switches"] == 0  # ids come from the file
+    assert meta["boxes_per_frame"] == pytest.approx(
+        sum(len(o) for n in true for o in true[n]) / 120
+    )
+    cfg.objects.tracker = "ocsort"
+    tracks2, _, _ = train_tracks(recs, videos, cfg, progress=False)
+    assert id_switches(true["01"], tracks2["01"])["switches"] <= 2
+
+
+def test_authors_json_and_bad_mot(scene, tmp_path):
+    import json
+
+    from ddlvad.data.layouts import load_dataset
+    from ddlvad.data.sources import SourceError
+    from ddlvad.objects.detections import read_authors_json, read_mot
+
+    root, _, _ = scene
+    recs = load_dataset(root).train
+    doc = {str(root / "training/frames/01/004.jpg"): {"7": {"box": [0.1, 0.2, 0.3, 0.4]}}}
+    (tmp_path / "t.json").write_text(json.dumps(doc))
+    dets = read_authors_json(tmp_path / "t.json", recs)
+    assert dets["01"][4] == {7: [0.1, 0.2, 0.3, 0.4]} and dets["02"][4] == {}
+    (tmp_path / "bad.txt").write_text("1,1,a,b,c,d\n")
+    with pytest.raises(SourceError, match=r"bad\.txt:1: expected 'frame,id,x,y,w,h"):
+        read_mot(tmp_path / "bad.txt", 10, (96, 128))
+    (tmp_path / "far.txt").write_text("99,1,1,1,5,5,1\n")
+    with pytest.raises(SourceError, match="frame 99 outside 1..10"):
+        read_mot(tmp_path / "far.txt", 10, (96, 128))

@@ -48,9 +48,9 @@ class ModelConfig:
 class ObjectsConfig:
     """Object proposals + tracking for pseudo-anomaly masks."""
 
-    proposer: str = "bgsub"  # bgsub | mot | json
-    detections: str = ""  # path for mot/json proposers
-    tracker: str = "ocsort"  # ocsort (trackers library) | iou (greedy, no extra dependency)
+    proposer: str = "bgsub"  # bgsub | mot | json (bring your own detections)
+    detections: str = ""  # MOT folder/file or authors' JSON, for the mot/json proposers
+    tracker: str = "ocsort"  # ocsort (trackers library) | iou (greedy) | given (ids from file)
     min_area: float = 0.0005  # fraction of the frame area
     max_area: float = 0.25
     diff_threshold: int = 25  # gray levels above the temporal-median background

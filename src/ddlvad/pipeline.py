@@ -9,6 +9,7 @@ import numpy as np
 from ddlvad.config import Config
 from ddlvad.data.cache import FrameCache
 from ddlvad.data.layouts import Dataset, VideoRecord, load_dataset
+from ddlvad.objects.detections import load_detections, source_fingerprint
 from ddlvad.objects.masks import Tracks
 from ddlvad.objects.store import build_tracks
 
@@ -44,4 +45,9 @@ def train_tracks(
 ) -> tuple[Tracks, dict, Path]:
     """Tracks over the training videos, cached beside the frames and rebuilt on any change."""
     folder = frame_cache(cfg, False).dir / "tracks"
-    return build_tracks(videos, cfg.objects, folder, fingerprints(records, cfg), progress=progress)
+    fps = fingerprints(records, cfg)
+    dets = None
+    if cfg.objects.proposer != "bgsub":
+        dets = load_detections(cfg.objects.proposer, cfg.objects.detections, records)
+        fps["__detections__"] = source_fingerprint(cfg.objects.detections)
+    return build_tracks(videos, cfg.objects, folder, fps, detections=dets, progress=progress)

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from ddlvad.config import ObjectsConfig
 from ddlvad.io import atomic_write_json
+from ddlvad.objects.detections import FrameDets
 from ddlvad.objects.masks import Tracks
 from ddlvad.objects.proposals import BgSubParams, propose_bgsub
 from ddlvad.objects.tracking import track
@@ -27,6 +28,7 @@ def tracks_key(
         {
             "cfg": asdict(cfg),
             "videos": {k: [list(v.shape), fingerprints.get(k, "")] for k, v in videos.items()},
+            "extra": {k: v for k, v in fingerprints.items() if k not in videos},
         },
         sort_keys=True,
     )
@@ -61,10 +63,29 @@ def read_tracks(path: str | Path) -> tuple[Tracks, dict]:
 
 
 def propose(frames: np.ndarray, cfg: ObjectsConfig) -> list[np.ndarray]:
-    if cfg.proposer != "bgsub":
-        raise ValueError(f"proposer {cfg.proposer!r} is not available here; use bgsub")
+    """Background-subtraction proposals for one (N, H, W, C) video."""
     p = BgSubParams(diff_threshold=cfg.diff_threshold, min_area=cfg.min_area, max_area=cfg.max_area)
     return propose_bgsub(frames, p)
+
+
+def track_video(
+    frames: np.ndarray, cfg: ObjectsConfig, dets: FrameDets | None
+) -> tuple[dict[int, dict[int, list]], int]:
+    """One video -> (tracks, number of boxes). ``dets`` replaces the bgsub proposals; with
+    ``tracker == "given"`` their own ids are kept (negative ids dropped)."""
+    if cfg.tracker == "given":
+        if dets is None:
+            raise ValueError("objects.tracker=given needs objects.proposer=mot or json")
+        tracks = {f: {t: b for t, b in fr.items() if t >= 0} for f, fr in enumerate(dets)}
+        return tracks, sum(len(fr) for fr in dets)
+    if dets is not None:
+        boxes = [np.asarray(list(fr.values()), dtype=np.float64).reshape(-1, 4) for fr in dets]
+    else:
+        boxes = propose(frames, cfg)
+    kw: dict = {"iou_threshold": cfg.iou_threshold}
+    if cfg.tracker == "ocsort":
+        kw["frame_size"] = frames.shape[1:3]
+    return track(boxes, cfg.tracker, **kw), sum(len(b) for b in boxes)
 
 
 def build_tracks(
@@ -73,6 +94,7 @@ def build_tracks(
     folder: str | Path,
     fingerprints: dict[str, str] | None = None,
     *,
+    detections: dict[str, FrameDets] | None = None,
     progress: bool = True,
 ) -> tuple[Tracks, dict, Path]:
     """Reuse ``folder/tracks-<key>.json`` when it exists, else run proposals + tracking.
@@ -89,13 +111,10 @@ def build_tracks(
     tracks: Tracks = {}
     n_boxes = n_frames = 0
     for name, frames in tqdm(videos.items(), desc="tracks", disable=not progress):
-        boxes = propose(frames, cfg)
-        n_boxes += sum(len(b) for b in boxes)
-        n_frames += len(boxes)
-        kw = {"iou_threshold": cfg.iou_threshold}
-        if cfg.tracker == "ocsort":
-            kw["frame_size"] = frames.shape[1:3]
-        tracks[name] = track(boxes, cfg.tracker, **kw)
+        dets = detections.get(name) if detections is not None else None
+        tracks[name], n = track_video(frames, cfg, dets)
+        n_boxes += n
+        n_frames += len(frames)
     meta = {
         "key": key,
         "objects": asdict(cfg),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TRACKERS = ("ocsort", "iou")
+TRACKERS = ("ocsort", "iou")  # plus "given": ids from user detections (objects/store.py)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

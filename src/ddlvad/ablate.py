@@ -1,0 +1,194 @@
+"""``ddlvad ablate``: the paper's models x modes grid (Tables 2-3), with seeds and spread.
+
+Each cell (model, mode, seed) is an ordinary run directory ``<out>/<model>_<mode>_s<seed>``.
+The grid is resumable: a cell with metrics.json is not rerun, a cell with a checkpoint but no
+train_summary.json resumes training, and a trained cell without metrics is only tested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ddlvad.config import Config
+from ddlvad.io import atomic_write_json, atomic_write_text
+
+MODELS = ("unet", "c3dsu")
+MODES = ("none", "static", "dynamic")
+MODE_NAMES = {"none": "without DDL", "static": "SDL", "dynamic": "DDL"}
+
+# Frame-level AUC (%) from the paper, Tables 2 and 3.
+PAPER = {
+    "ped2": {
+        "unet": {"none": 86.90, "static": 95.28, "dynamic": 97.76},
+        "c3dsu": {"none": 95.55, "static": 97.12, "dynamic": 98.46},
+    },
+    "avenue": {
+        "unet": {"none": 84.18, "static": 87.06, "dynamic": 88.96},
+        "c3dsu": {"none": 82.54, "static": 89.41, "dynamic": 90.35},
+    },
+}
+
+
+def cell_config(base: Config, model: str, mode: str, seed: int) -> Config:
+    cfg = copy.deepcopy(base)
+    cfg.model.name, cfg.pseudo.mode, cfg.train.seed = model, mode, seed
+    cfg.name = f"{model}_{mode}_s{seed}"
+    return cfg
+
+
+def run_cell(cfg: Config, run_dir: Path, progress: bool) -> dict:
+    """Train (or resume) and test one cell unless its metrics already exist."""
+    from ddlvad.evaluate import evaluate
+    from ddlvad.train import train
+
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.exists():
+        return json.loads(metrics_path.read_text())
+    if not (run_dir / "train_summary.json").exists():
+        resume = (run_dir / "checkpoints" / "last.pt").exists()
+        train(cfg, run_dir, resume=resume, progress=progress)
+    return evaluate(run_dir, cfg, progress=progress)
+
+
+def collect(out: Path, models, modes, seeds: int) -> list[dict]:
+    """One row per finished cell, read back from its metrics.json and train_summary.json."""
+    rows = []
+    for model in models:
+        for mode in modes:
+            for seed in range(seeds):
+                d = out / f"{model}_{mode}_s{seed}"
+                if not (d / "metrics.json").exists():
+                    continue
+                m = json.loads((d / "metrics.json").read_text())
+                s = json.loads((d / "train_summary.json").read_text())
+                rows.append(
+                    {
+                        "model": model,
+                        "mode": mode,
+                        "seed": seed,
+                        "run": str(d),
+                        "auc": m["frame_auc_micro"],
+                        "auc_macro": m["frame_auc_macro"],
+                        "sigma": s.get("sigma"),
+                        "seconds": s.get("seconds"),
+                    }
+                )
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    """{model: {mode: {mean, std, n}}} of micro AUC in %, std over seeds (ddof 1 when n > 1)."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["model"], {}).setdefault(r["mode"], []).append(100 * r["auc"])
+    return {
+        model: {
+            mode: {
+                "mean": float(np.mean(v)),
+                "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                "n": len(v),
+            }
+            for mode, v in modes.items()
+        }
+        for model, modes in out.items()
+    }
+
+
+def markdown(summary: dict, models, modes, dataset: str, command: str) -> str:
+    paper = PAPER.get(dataset, {})
+    head = "| model | " + " | ".join(f"{MODE_NAMES[m]} (ours)" for m in modes)
+    head += "".join(f" | {MODE_NAMES[m]} (paper)" for m in modes) if paper else ""
+    lines = [
+        f"# Ablation: frame-level micro AUC (%) on {dataset}",
+        "",
+        f"Command: `{command}`",
+        "",
+        "mean ± std over seeds (n = seeds finished)",
+        "",
+        head + " |",
+        "|" + "---|" * (1 + len(modes) * (2 if paper else 1)),
+    ]
+    for model in models:
+        cells = []
+        for mode in modes:
+            c = summary.get(model, {}).get(mode)
+            cells.append(f"{c['mean']:.2f} ± {c['std']:.2f} (n={c['n']})" if c else "—")
+        if paper:
+            cells += [f"{paper[model][m]:.2f}" for m in modes]
+        lines.append(f"| {model.upper()} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ablate(
+    base: Config,
+    out: Path,
+    *,
+    seeds: int = 1,
+    models=MODELS,
+    modes=MODES,
+    dataset: str = "",
+    command: str = "",
+    progress: bool = True,
+) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in range(seeds):  # seed-major: a partial grid already covers every cell once
+        for model in models:
+            for mode in modes:
+                cfg = cell_config(base, model, mode, seed)
+                run_cell(cfg, out / cfg.name, progress)
+    rows = collect(out, models, modes, seeds)
+    summary = summarise(rows)
+    doc = {
+        "dataset": dataset,
+        "command": command,
+        "cells": rows,
+        "summary": summary,
+        "paper": PAPER.get(dataset),
+    }
+    atomic_write_json(out / "ablation.json", doc)
+    atomic_write_text(out / "ablation.md", markdown(summary, models, modes, dataset, command))
+    return doc
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ddlvad.cli import _add_data
+
+    _add_data(p)
+    p.add_argument("--out", help="grid folder (default runs/ablate_<data>)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per cell")
+    p.add_argument("--models", default=",".join(MODELS), help="comma list of unet,c3dsu")
+    p.add_argument("--modes", default=",".join(MODES), help="comma list of none,static,dynamic")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ddlvad.cli import build_config
+
+    base = build_config(args)
+    if not base.data.root:
+        raise SystemExit("ddlvad ablate: --root is required")
+    models = [m for m in args.models.split(",") if m]
+    modes = [m for m in args.modes.split(",") if m]
+    bad = [m for m in models if m not in MODELS] + [m for m in modes if m not in MODES]
+    if bad:
+        raise ValueError(f"unknown models/modes {bad}; models {MODELS}, modes {MODES}")
+    out = Path(args.out) if args.out else Path("runs") / f"ablate_{args.data}"
+    doc = ablate(
+        base,
+        out,
+        seeds=args.seeds,
+        models=models,
+        modes=modes,
+        dataset=args.data,
+        command="ddlvad " + " ".join(sys.argv[1:]),
+        progress=not args.quiet,
+    )
+    print((out / "ablation.md").read_text())
+    print(f"wrote {out / 'ablation.md'} and ablation.json ({len(doc['cells'])} cells)")
+    return 0

@@ -1,0 +1,34 @@
+import json
+
+import pytest
+
+from ddlvad.ablate import MODES, ablate, markdown, summarise
+from tests.conftest import tiny_config
+
+
+def test_ablate_tiny_grid_table_and_resume(synth_root, tmp_path):
+    base = tiny_config(synth_root, tmp_path / "cache", train__max_steps=2)
+    out = tmp_path / "grid"
+    doc = ablate(base, out, seeds=1, dataset="ped2", command="test", progress=False)
+    assert len(doc["cells"]) == 6
+    for row in doc["cells"]:
+        m = json.loads((out / f"{row['model']}_{row['mode']}_s0" / "metrics.json").read_text())
+        assert row["auc"] == m["frame_auc_micro"]
+        assert doc["summary"][row["model"]][row["mode"]]["mean"] == pytest.approx(100 * row["auc"])
+    md = (out / "ablation.md").read_text()
+    rows = [ln for ln in md.splitlines() if ln.startswith("| UNET") or ln.startswith("| C3DSU")]
+    assert len(rows) == 2 and all(ln.count("|") == 8 for ln in rows)  # 1 + 3 ours + 3 paper
+    assert "98.46" in md and "95.28" in md
+    # resumable: finished cells are not rerun
+    ck = out / "c3dsu_dynamic_s0" / "checkpoints" / "last.pt"
+    stamp = ck.stat().st_mtime_ns
+    ablate(base, out, seeds=1, dataset="ped2", command="test", progress=False)
+    assert ck.stat().st_mtime_ns == stamp
+
+
+def test_summary_mean_std():
+    rows = [{"model": "c3dsu", "mode": "dynamic", "auc": a} for a in (0.8, 0.9, 1.0)]
+    s = summarise(rows)["c3dsu"]["dynamic"]
+    assert s["mean"] == pytest.approx(90.0) and s["std"] == pytest.approx(10.0) and s["n"] == 3
+    md = markdown(summarise(rows), ["c3dsu"], MODES, "synthetic", "cmd")
+    assert "90.00 ± 10.00 (n=3)" in md and "—" in md  # missing cells shown as a dash
