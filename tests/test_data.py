@@ -128,3 +128,61 @@ def test_clips_shapes_edges_and_T_checks():
         TrainClips([video], 4)
     with pytest.raises(ValueError, match="shorter than T"):
         TrainClips([video[:2]], 3, names=["short"])
+
+
+def _avi(path, n, size=(32, 24)):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 12, size)
+    for i in range(n):
+        w.write(np.full((size[1], size[0], 3), i * 30, np.uint8))
+    w.release()
+    return path
+
+
+def test_sources_random_access_fps_resolution(tmp_path):
+    v = VideoFile(_avi(tmp_path / "clip.avi", 6))
+    assert len(v) == 6 and v.fps == 12 and v.resolution == (32, 24)
+    got = [int(v.read(i).mean()) for i in (4, 5, 1, 2)]  # sequential, then a backward seek
+    assert all(abs(g - e) <= 3 for g, e in zip(got, (120, 150, 30, 60), strict=True))
+    assert abs(int(v[-1].mean()) - 150) <= 3 and v.count_frames() == 6
+    with pytest.raises(IndexError, match="frame 6 out of range"):
+        v.read(6)
+    d = tmp_path / "tif"
+    d.mkdir()
+    for i in range(1, 12):  # 1-based names, unpadded past 9
+        cv2.imwrite(str(d / f"{i}.tif"), np.full((10, 14, 3), i * 20, np.uint8))
+    (d / "._1.tif").write_bytes(b"macOS resource fork")  # hidden: skipped
+    f = open_source(d)
+    assert len(f) == 11 and f.fps is None and f.resolution == (14, 10)
+    assert [int(x.mean()) for x in (f[0], f[9], f[-1])] == [20, 200, 220]
+    assert len(list(f)) == 11
+
+
+class _LyingVideo(VideoFile):
+    """A container whose reported frame count is wrong."""
+
+    def __init__(self, path, n):
+        super().__init__(path)
+        self._n = n
+
+
+@pytest.mark.parametrize("reported", [0, 3, 50])
+def test_cache_streams_videos_with_wrong_frame_count(tmp_path, monkeypatch, reported):
+    path = _avi(tmp_path / "v.avi", 7)
+    monkeypatch.setattr("ddlvad.data.cache.open_source", lambda p: _LyingVideo(p, reported))
+    arr = FrameCache(tmp_path / "c", progress=False).load(path, 8, 12, 3)
+    assert arr.shape == (7, 8, 12, 3) and abs(int(arr[6].mean()) - 180) <= 3
+    assert arr.offset % 64 == 0  # the fixed header keeps the data aligned
+
+
+def test_cache_progress_bar_and_mixed_sizes_leave_no_entry(tmp_path, capsys):
+    d = tmp_path / "v"
+    d.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(d / f"{i}.png"), np.zeros((20, 30 if i < 2 else 31, 3), np.uint8))
+    cache = FrameCache(tmp_path / "c", progress=True)
+    with pytest.raises(SourceError, match=r"2\.png: frame size 31x20 differs"):
+        cache.load(d, 8, 8, 1)
+    assert list((tmp_path / "c").iterdir()) == []
+    assert "cache v" in capsys.readouterr().err  # the progress bar ran
+    (d / "2.png").unlink()
+    assert cache.load(d, 8, 8, 1).shape == (2, 8, 8, 1)

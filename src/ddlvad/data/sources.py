@@ -1,6 +1,13 @@
 """Frame sources: a folder of images or a video file, behind one small API.
 
-Every source yields uint8 frames of shape (H, W, 3) in RGB order.
+Every source has ``len(src)``, ``src.fps`` (None when unknown), ``src.read(i)`` / ``src[i]``
+(random access), iteration in order, ``src.resolution`` (width, height) and a
+``fingerprint()`` that changes when the files change. Frames are uint8 (H, W, 3) RGB.
+
+Frame folders hold one image per frame (jpg/png/tif/bmp), sorted by natural order, so 0- and
+1-based names (``000.jpg``, ``001.tif``) and unpadded names (``1.png``, ``10.png``) all work.
+Video files (mp4/avi/mkv/...) are decoded through OpenCV. Their container's frame count can
+be wrong; ``count_frames()`` decodes the file once to get the exact count.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,17 +30,45 @@ class SourceError(ValueError):
 
 
 def natural_key(name: str) -> list:
+    """Sort key that orders ``2.jpg`` before ``10.jpg``."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
+def _visible(p: Path) -> bool:
+    # skip hidden files and macOS "._001.tif" resource forks that sit beside real frames
+    return not p.name.startswith(".")
+
+
+def is_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTS and _visible(p) and p.is_file()
+
+
+def is_video(p: Path) -> bool:
+    return p.suffix.lower() in VIDEO_EXTS and _visible(p) and p.is_file()
+
+
+def has_images(folder: Path) -> bool:
+    """True when ``folder`` directly holds at least one image file."""
+    return folder.is_dir() and any(is_image(p) for p in folder.iterdir())
+
+
 def list_images(folder: str | Path) -> list[Path]:
+    """The frames of a frame folder in natural order; SourceError when none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceError(f"{folder}: not a folder of frames")
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()]
+    files = [p for p in folder.iterdir() if is_image(p)]
     if not files:
         raise SourceError(f"{folder}: empty folder, expected frames ({'/'.join(IMAGE_EXTS)})")
     return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def list_videos(folder: str | Path) -> list[Path]:
+    """Video files directly in ``folder``, in natural order (possibly empty)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if is_video(p)), key=lambda p: natural_key(p.name))
 
 
 def decode_image(path: str | Path) -> np.ndarray:
@@ -41,6 +77,12 @@ def decode_image(path: str | Path) -> np.ndarray:
     if img is None:
         raise SourceError(f"{path}: unreadable or corrupt image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _index(i: int, n: int, path: Path) -> int:
+    if not -n <= i < n:
+        raise IndexError(f"{path}: frame {i} out of range (0..{n - 1})")
+    return i % n
 
 
 class FrameFolder:
@@ -55,7 +97,16 @@ class FrameFolder:
         return len(self.files)
 
     def read(self, i: int) -> np.ndarray:
-        return decode_image(self.files[i])
+        """Frame i as (H, W, 3) uint8 RGB."""
+        return decode_image(self.files[_index(i, len(self.files), self.path)])
+
+    __getitem__ = read
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(width, height) of the first frame."""
+        h, w = self.read(0).shape[:2]
+        return w, h
 
     def __iter__(self) -> Iterator[np.ndarray]:
         shape = None
@@ -66,9 +117,12 @@ class FrameFolder:
             elif img.shape != shape:
                 raise SourceError(
                     f"{f}: frame size {img.shape[1]}x{img.shape[0]} differs from the video's "
-                    f"first frame {shape[1]}x{shape[0]} in {self.path}"
+                    f"first frame {shape[1]}x{shape[0]} in {self.path}; expected one size per video"
                 )
             yield img
+
+    def count_frames(self) -> int:
+        return len(self.files)
 
     def fingerprint(self) -> str:
         st = [f.stat() for f in self.files]
@@ -76,49 +130,104 @@ class FrameFolder:
 
 
 class VideoFile:
-    """A video file decoded through OpenCV (FFmpeg backend)."""
+    """A video file decoded through OpenCV (FFmpeg backend).
+
+    ``len()`` is the container's frame count until ``count_frames()`` (or a full iteration)
+    has measured the exact one. ``read(i)`` keeps one capture open, so reading frames in
+    order does not seek.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise SourceError(f"{self.path}: video file not found")
         cap = cv2.VideoCapture(str(self.path))
-        ok = cap.isOpened()
-        self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or None if ok else None
-        self._n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
-        ok = ok and cap.read()[0]
-        cap.release()
+        try:
+            ok = cap.isOpened()
+            self.fps: float | None = (float(cap.get(cv2.CAP_PROP_FPS)) or None) if ok else None
+            self._n = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if ok else 0
+            w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+            self._size = (int(w), int(h))
+            ok = ok and cap.read()[0]
+        finally:
+            cap.release()
         if not ok:
-            raise SourceError(f"{self.path}: undecodable video (OpenCV could not read a frame)")
+            raise SourceError(
+                f"{self.path}: undecodable video (OpenCV could not read a frame); "
+                f"expected a video file in a format FFmpeg can decode"
+            )
+        self._exact = False
+        self._cap: Any = None
+        self._pos = 0
 
     def __len__(self) -> int:
         return self._n
 
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(width, height) as the container reports it."""
+        return self._size
+
+    def count_frames(self) -> int:
+        """The exact number of decodable frames (decodes the whole file once)."""
+        if not self._exact:
+            cap = cv2.VideoCapture(str(self.path))
+            n = 0
+            try:
+                while cap.grab():
+                    n += 1
+            finally:
+                cap.release()
+            self._n, self._exact = n, True
+        return self._n
+
     def read(self, i: int) -> np.ndarray:
-        cap = cv2.VideoCapture(str(self.path))
-        try:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, i)
-            ok, img = cap.read()
-        finally:
-            cap.release()
+        """Frame i as (H, W, 3) uint8 RGB; sequential reads reuse the open capture."""
+        i = _index(i, len(self), self.path)
+        if self._cap is None:
+            self._cap = cv2.VideoCapture(str(self.path))
+            self._pos = 0
+        if self._pos != i:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+        ok, img = self._cap.read()
         if not ok:
-            raise SourceError(f"{self.path}: cannot decode frame {i}")
+            self.close()
+            raise SourceError(f"{self.path}: cannot decode frame {i} of {len(self)}")
+        self._pos = i + 1
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    __getitem__ = read
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_cap"] = None  # captures do not pickle (DataLoader workers)
+        return state
 
     def __iter__(self) -> Iterator[np.ndarray]:
         cap = cv2.VideoCapture(str(self.path))
+        n = 0
         try:
             while True:
                 ok, img = cap.read()
                 if not ok:
                     break
+                n += 1
                 yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         finally:
             cap.release()
+        self._n, self._exact = n, True  # reached only when iterated to the end
 
     def fingerprint(self) -> str:
         st = os.stat(self.path)
         return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+Source = FrameFolder | VideoFile
 
 
 def open_source(path: str | Path) -> FrameFolder | VideoFile:
@@ -128,6 +237,8 @@ def open_source(path: str | Path) -> FrameFolder | VideoFile:
         return FrameFolder(p)
     if p.suffix.lower() in VIDEO_EXTS:
         return VideoFile(p)
+    if not p.exists():
+        raise SourceError(f"{p}: not found; expected a folder of frames or a video file")
     raise SourceError(f"{p}: expected a folder of frames or a video file ({'/'.join(VIDEO_EXTS)})")
 
 
