@@ -1,14 +1,29 @@
 """``ddlvad test``: score a labelled split with a trained run; write scores.csv + metrics.json.
 
-scores.csv columns (stable): video, frame, raw, smoothed, label
- - raw: patch-max score of the frame; smoothed: after the median filter (and per-video
-   min-max normalisation when protocol.normalize is on); label: 0/1, empty if unknown.
+scores.csv columns (stable, in this order): video, frame, raw, smoothed, label
+ - video: the test video's name; frame: 0-based frame index within the video;
+ - raw: patch-max score of the frame (before any filtering);
+ - smoothed: the final score: median filter (``score.median``), then per-video min-max when
+   ``score.normalize`` is on; label: 0/1 ground truth, empty if unknown.
+
+metrics.json keys:
+ - frame_auc_micro: ROC AUC over all frames pooled, on the final (smoothed) scores;
+ - frame_auc_macro: mean per-video AUC over videos holding both classes (``macro_videos``);
+ - frame_auc_micro_normalized / _unnormalized: micro AUC with / without per-video min-max;
+ - frame_auc_micro_unsmoothed: micro AUC on the raw scores;
+ - eer, ap: equal error rate and average precision on the final scores, frames pooled;
+ - pixel_auc: pixel ROC AUC over videos with pixel masks (null when none has masks);
+   pixel_auc_pixels / pixel_auc_anomalous_pixels / pixel_auc_videos: what it was computed on;
+ - frames, anomalous_frames, videos, macro_videos, per_video_auc;
+ - protocol: every scoring choice (patch, shifted, median, normalize, edge, pixel_stride...).
+Undefined values (NaN, e.g. an AUC with one class) are written as null.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,14 +33,26 @@ import torch
 
 from ddlvad.checkpoint import load_checkpoint
 from ddlvad.config import Config, load_run_config
+from ddlvad.data.layouts import VideoRecord, load_pixel_masks
 from ddlvad.io import atomic_write_json, atomic_write_text
-from ddlvad.metrics import average_precision, eer, macro_auc, micro_auc
+from ddlvad.metrics import (
+    MACRO_RULE,
+    PixelAUC,
+    average_precision,
+    eer,
+    macro_auc,
+    macro_videos,
+    micro_auc,
+)
 from ddlvad.models import model_T
 from ddlvad.pipeline import load_videos, open_dataset
-from ddlvad.scoring import minmax, reconstruct_video, smooth
+from ddlvad.scoring import EDGE_RULES, check_edge, minmax, reconstruct_video, smooth
 from ddlvad.train import build_modules, pick_device
 
 SCORE_FIELDS = ["video", "frame", "raw", "smoothed", "label"]
+# Pixel AUC keeps every 2nd row and column of each error map (a fixed grid): a quarter of the
+# pixels, so a long dataset's pooled maps stay small; 1 = every pixel.
+PIXEL_STRIDE = 2
 
 
 def load_trained(run_dir: str | Path, cfg: Config | None = None, device: str = "cpu"):
@@ -37,20 +64,86 @@ def load_trained(run_dir: str | Path, cfg: Config | None = None, device: str = "
     return cfg, model.to(device).eval()
 
 
+def load_creator(run_dir: str | Path, cfg: Config):
+    """The run's pseudo-anomaly creator with its learned (or fixed) sigma, from last.pt."""
+    ck = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt", cfg)
+    _, creator = build_modules(cfg)
+    if "creator" in ck:
+        creator.load_state_dict(ck["creator"])
+    return creator.eval()
+
+
 def score_videos(
     model, videos: dict[str, np.ndarray], cfg: Config, device
 ) -> dict[str, np.ndarray]:
-    s = cfg.score
+    """Raw frame scores per video, under cfg.score (patch, shifted, edge)."""
     T = model_T(cfg.model.name, cfg.data.T)
+    kw = score_kwargs(cfg)
     return {
-        name: reconstruct_video(
-            model, v, T, batch_size=s.batch_size, device=device, patch=s.patch, shifted=s.shifted
-        )[0]
-        for name, v in videos.items()
+        name: reconstruct_video(model, v, T, device=device, **kw)[0] for name, v in videos.items()
     }
 
 
+def score_kwargs(cfg: Config) -> dict[str, Any]:
+    """reconstruct_video's protocol keywords from cfg.score."""
+    s = cfg.score
+    return {"batch_size": s.batch_size, "patch": s.patch, "shifted": s.shifted, "edge": s.edge}
+
+
+def score_split(
+    model,
+    records: list[VideoRecord],
+    videos: dict[str, np.ndarray],
+    cfg: Config,
+    device,
+    pixel_stride: int = PIXEL_STRIDE,
+) -> tuple[dict[str, np.ndarray], PixelAUC]:
+    """Raw frame scores per video, plus pixel-AUC pixels from videos that ship pixel masks.
+
+    Error maps are kept for one masked video at a time and subsampled at once."""
+    d = cfg.data
+    T, kw = model_T(cfg.model.name, d.T), score_kwargs(cfg)
+    raw: dict[str, np.ndarray] = {}
+    acc = PixelAUC(pixel_stride)
+    for rec in records:
+        masks = load_pixel_masks(rec, d.height, d.width)
+        raw[rec.name], maps = reconstruct_video(
+            model, videos[rec.name], T, device=device, keep_maps=masks is not None, **kw
+        )
+        if masks is not None:
+            acc.add(masks, maps)
+    return raw, acc
+
+
+def read_scores_csv(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """scores.csv -> {video: {"frame", "raw", "smoothed", "label"}} (label -1 where unknown)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no scores.csv; run `ddlvad test` first")
+    rows: dict[str, list[list[float]]] = {}
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames != SCORE_FIELDS:
+            raise ValueError(f"{path}: expected columns {SCORE_FIELDS}, got {reader.fieldnames}")
+        for r in reader:
+            lab = float(r["label"]) if r["label"] != "" else -1.0
+            rows.setdefault(r["video"], []).append(
+                [float(r["frame"]), float(r["raw"]), float(r["smoothed"]), lab]
+            )
+    out = {}
+    for name, vals in rows.items():
+        a = np.asarray(vals)
+        out[name] = {
+            "frame": a[:, 0].astype(int),
+            "raw": a[:, 1],
+            "smoothed": a[:, 2],
+            "label": a[:, 3].astype(int),
+        }
+    return out
+
+
 def postprocess(raw: np.ndarray, cfg: Config, normalize: bool | None = None) -> np.ndarray:
+    """Median filter (score.median), then per-video min-max when normalisation is on."""
     out = smooth(raw, cfg.score.median)
     return minmax(out) if (cfg.score.normalize if normalize is None else normalize) else out
 
@@ -72,9 +165,22 @@ def frame_metrics(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], cfg
         "ap": average_precision(flat_y, flat_s),
         "frames": int(len(flat_y)),
         "anomalous_frames": int(flat_y.sum()),
+        "videos": len(names),
+        "macro_videos": macro_videos(y),
         "per_video_auc": {
             n: micro_auc([labels[n]], [f]) for n, f in zip(names, final, strict=True)
         },
+    }
+
+
+def pixel_metrics(acc: PixelAUC, videos: int) -> dict[str, Any]:
+    """pixel_auc is None when no test video ships pixel masks."""
+    has = acc.pixels > 0
+    return {
+        "pixel_auc": acc.value() if has else None,
+        "pixel_auc_pixels": acc.pixels,
+        "pixel_auc_anomalous_pixels": acc.anomalous_pixels,
+        "pixel_auc_videos": videos,
     }
 
 
@@ -90,21 +196,57 @@ def scores_csv(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], cfg: C
     return buf.getvalue()
 
 
-def protocol(cfg: Config) -> dict[str, Any]:
+def protocol(cfg: Config, pixel_stride: int = PIXEL_STRIDE) -> dict[str, Any]:
+    """Every choice that changes the numbers, as recorded in metrics.json."""
+    check_edge(cfg.score.edge)
+    if cfg.score.median < 0 or pixel_stride < 1:
+        raise ValueError(
+            f"score.median must be >= 0 (0 = off) and the pixel stride >= 1, "
+            f"got {cfg.score.median} and {pixel_stride}"
+        )
     return {
         **asdict(cfg.score),
         "T": cfg.data.T,
         "size": [cfg.data.height, cfg.data.width],
         "channels": cfg.data.channels,
-        "edge_rule": "edge frames are scored with clamped (replicated) neighbour frames",
+        "frame_score": "max over patch x patch means of the per-pixel L2 error over channels"
+        + (" (plain and patch/2-shifted grids)" if cfg.score.shifted else " (plain grid)"),
+        "edge_rule": EDGE_RULES[cfg.score.edge],
+        "macro_rule": MACRO_RULE,
+        "pixel_stride": pixel_stride,
+        "pixel_rule": "ROC AUC pooled over pixels of all frames of the test videos with pixel "
+        "masks, at the working size; score = per-pixel error map (unsmoothed); "
+        + (
+            "every pixel"
+            if pixel_stride == 1
+            else f"rows and columns 0, {pixel_stride}, {2 * pixel_stride}, ... only"
+        ),
     }
 
 
-def evaluate(run_dir: str | Path, cfg: Config | None = None, *, progress: bool = True) -> dict:
+def json_safe(obj: Any) -> Any:
+    """NaN / inf floats -> None, recursively (strict JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def evaluate(
+    run_dir: str | Path,
+    cfg: Config | None = None,
+    *,
+    progress: bool = True,
+    pixel_stride: int = PIXEL_STRIDE,
+) -> dict:
     """Score the test split of the run's dataset; write scores.csv and metrics.json."""
     run_dir = Path(run_dir)
     device = pick_device(cfg.train.device if cfg else "auto")
     cfg, model = load_trained(run_dir, cfg, device)
+    protocol(cfg, pixel_stride)  # reject a bad protocol before scoring
     ds = open_dataset(cfg)
     if not ds.test:
         raise ValueError(f"{cfg.data.root}: no test videos to score")
@@ -113,9 +255,10 @@ def evaluate(run_dir: str | Path, cfg: Config | None = None, *, progress: bool =
     if not labels:
         raise ValueError(f"{cfg.data.root}: test split has no labels; use `ddlvad predict`")
     with torch.inference_mode():
-        raw = score_videos(model, videos, cfg, device)
+        raw, acc = score_split(model, ds.test, videos, cfg, device, pixel_stride)
     metrics = frame_metrics(raw, labels, cfg)
-    metrics["protocol"] = protocol(cfg)
+    metrics.update(pixel_metrics(acc, sum(r.mask_dir is not None for r in ds.test)))
+    metrics["protocol"] = protocol(cfg, pixel_stride)
     atomic_write_text(run_dir / "scores.csv", scores_csv(raw, labels, cfg))
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / "metrics.json", json_safe(metrics))
     return metrics

@@ -6,9 +6,12 @@ import csv
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from ddlvad.io import atomic_write  # noqa: E402
 
 
 def read_sigma(path: str | Path) -> tuple[list[int], list[int], list[float]]:
@@ -41,8 +44,67 @@ def plot_sigma_trajectory(sigma_csv: str | Path, out_png: str | Path) -> Path:
         fontsize=9,
     )
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)
+
+
+def save_figure(fig, out_png: str | Path) -> Path:
+    """Write a figure to PNG atomically (parent folders created) and close it."""
+    try:
+        return atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def anomalous_ranges(labels: np.ndarray) -> list[tuple[int, int]]:
+    """0/1 per frame -> [(start, end)] 0-based inclusive runs of 1s."""
+    d = np.diff(np.concatenate([[0], (np.asarray(labels) == 1).astype(int), [0]]))
+    starts, ends = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0] - 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def plot_score_timeline(
+    video: str,
+    raw: np.ndarray,
+    smoothed: np.ndarray,
+    labels: np.ndarray | None,
+    out_png: str | Path,
+    *,
+    auc: float | None = None,
+) -> Path:
+    """One test video: raw and final frame scores over time, ground-truth anomalies shaded."""
+    fig, ax = plt.subplots(figsize=(7, 2.2), dpi=100)
+    n = np.arange(len(raw))
+    ax.plot(n, raw, lw=0.7, color="tab:gray", alpha=0.7, label="raw")
+    ax.plot(n, smoothed, lw=1.3, color="tab:blue", label="final score")
+    for k, (a, b) in enumerate(anomalous_ranges(labels) if labels is not None else []):
+        ax.axvspan(a - 0.5, b + 0.5, color="tab:red", alpha=0.18, lw=0, label=None if k else "GT")
+    ax.set_xlim(-0.5, max(len(raw), 1) - 0.5)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("score")
+    title = f"video {video}"
+    if auc is not None and np.isfinite(auc):
+        title += f" (AUC {100 * auc:.1f})"
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", frameon=False, ncol=3)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, out_png)
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], out_png: str | Path) -> Path:
+    """Frame-level ROC curves, one per named (labels, scores) pair; frames pooled."""
+    from sklearn.metrics import roc_curve
+
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    for name, (y, s) in curves.items():
+        if len(np.unique(y)) == 2:
+            fpr, tpr, _ = roc_curve(y, s)
+            ax.plot(fpr, tpr, lw=1.3, label=name)
+    ax.plot([0, 1], [0, 1], color="gray", lw=0.6, ls=":")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title("frame-level ROC (micro)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, out_png)
