@@ -1,0 +1,245 @@
+"""Inference speed: frames per second, latency per frame and achieved GFLOP/s vs CPU peak.
+
+    python bench/inference.py                       # cpu and paper presets (< 3 min on 2 cores)
+    python bench/inference.py --presets tiny --budget 0.5   # smoke run, seconds
+
+For each preset (random weights: speed does not depend on them) and each batch size:
+  torch fp32 / torch bf16 autocast / onnxruntime fp32, with the ``clip`` engine (the model's
+  forward on every T-frame window, as ``ddlvad test``), and torch with the ``stream`` engine
+  (each frame encoded once, see ``ddlvad.detector``); plus ``predict`` rows that push frames
+  through the detector's ``FrameScorer`` (windows, batching, error maps, patch max; no
+  decoding). fps = frames / wall time of a batch; latency = wall time of one batch (the time
+  a frame waits for its result once its window is complete); ms/frame = latency / batch.
+
+FLOPs per frame are counted with torch.utils.flop_counter.FlopCounterMode (2 per multiply-add,
+convolutions and matmuls only). Peak fp32 = physical cores used x clock x FLOPs/cycle/core,
+where FLOPs/cycle comes from the ISA flags in /proc/cpuinfo (2 FMA pipes x vector width x 2:
+AVX-512 64, AVX2+FMA 32, else 8) and the clock is lscpu's max MHz (or cpuinfo's MHz in a VM,
+which reports no boost clock). bf16 rows are compared with the same fp32 peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ddlvad.config import load_preset
+from ddlvad.detector import Detector, OrtForward, TorchForward, native_bf16
+from ddlvad.train import build_modules
+
+BATCHES = {"cpu": (1, 16), "paper": (1, 2), "demo": (1, 16), "tiny": (1, 8)}
+
+
+def cpu_peak(threads: int) -> tuple[float, str]:
+    """(peak fp32 GFLOP/s, how it was derived) for ``threads`` torch threads."""
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+
+    def field(name: str, text: str = lscpu) -> str | None:
+        m = re.search(rf"^{name}\s*:\s*(.+)$", text, re.M)
+        return m.group(1).strip() if m else None
+
+    cores = int(field("Core\\(s\\) per socket") or 1) * int(field("Socket\\(s\\)") or 1)
+    mhz_src = "lscpu max MHz"
+    mhz = field("CPU max MHz")
+    if not mhz:
+        mhz, mhz_src = field("cpu MHz", info), "cpuinfo MHz (no max MHz reported)"
+    ghz = float(mhz or 0) / 1000
+    flags = set((field("flags", info) or "").split())
+    if "avx512f" in flags:
+        fpc, isa = 64, "AVX-512: 2 FMA x 16 fp32 x 2"
+    elif {"avx2", "fma"} <= flags:
+        fpc, isa = 32, "AVX2+FMA: 2 FMA x 8 fp32 x 2"
+    else:
+        fpc, isa = 8, "SSE: 2 x 4 fp32"
+    used = min(threads, cores)
+    peak = used * ghz * fpc
+    how = f"{used} cores x {ghz:.3f} GHz ({mhz_src}) x {fpc} FLOPs/cycle ({isa}) = {peak:.1f}"
+    return peak, how
+
+
+def flops(fn: Callable[[], object]) -> float:
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return float(fc.get_total_flops())
+
+
+def count_flops(cfg) -> tuple[float, float]:
+    """FLOPs per frame of the clip and stream engines, counted on meta tensors (no compute)."""
+    d = cfg.data
+    with torch.device("meta"):
+        model = build_modules(cfg)[0].eval()
+        X = torch.zeros(1, d.channels, model.T, d.height, d.width)
+    fw = TorchForward(model, "fp32", "meta")
+    clip = flops(lambda: fw(X))
+    return clip, (flops(lambda: stream_step(fw, X[:, :, 0], model.T)) if model.T > 1 else clip)
+
+
+def measure(fn: Callable[[], object], budget: float) -> tuple[float, int]:
+    """(median seconds per call, calls timed). A call slower than budget/3 is timed once,
+    its first call included (no separate warm-up)."""
+    t = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t
+    if first > budget / 3:
+        return first, 1
+    times: list[float] = []
+    t_end = time.perf_counter() + budget
+    while time.perf_counter() < t_end and len(times) < 200:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), len(times)
+
+
+def stream_step(fw: TorchForward, x: torch.Tensor, T: int) -> torch.Tensor:
+    """Stream engine in steady state: encode the B new frames (B, C, H, W), decode B windows."""
+    feats = fw.encode(x)
+    return fw.head([f[:, :, None].expand(-1, -1, T, -1, -1) for f in feats])
+
+
+def engines(model, cfg, B: int, onnx_path: Path | None) -> dict:
+    """variant -> (callable running one batch of B frames, FLOPs per frame)."""
+    d, T = cfg.data, model.T
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(B, d.channels, T, d.height, d.width, generator=g)  # (B, C, T, H, W)
+    x = X[:, :, T // 2]  # (B, C, H, W)
+    fp32, bf16 = TorchForward(model, "fp32", "cpu"), TorchForward(model, "bf16", "cpu")
+    clip_f, stream_f = count_flops(cfg)
+    out = {}
+    for name, fw in (("fp32", fp32), ("bf16", bf16)):
+        out[f"torch {name} clip"] = (lambda fw=fw: fw(X), clip_f)
+        if T > 1:
+            out[f"torch {name} stream"] = (lambda fw=fw: stream_step(fw, x, T), stream_f)
+    if onnx_path is not None:
+        ort = OrtForward(onnx_path)
+        out["onnxruntime fp32 clip"] = (lambda: ort(X), clip_f)
+    return out
+
+
+def predict_rows(model, cfg, B: int, frames: int):
+    """FrameScorer end to end on ``frames`` random working-size frames, per engine."""
+    d = cfg.data
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (frames, d.height, d.width, d.channels), dtype=np.uint8)
+    cfg.score.batch_size = B
+    rows = {}
+    for engine in ("clip", "stream"):
+        det = Detector(cfg, TorchForward(model, "fp32", "cpu"), engine=engine)
+        rows[f"predict fp32 {engine} ({frames} frames)"] = lambda det=det: det.score(video)
+    return rows
+
+
+def export_tmp(model, cfg, folder: str) -> Path | None:
+    try:
+        from ddlvad.export import _write_onnx
+
+        d = cfg.data
+        path = Path(folder) / "model.onnx"
+        X = torch.rand(1, d.channels, model.T, d.height, d.width)
+        _write_onnx(model, X, str(path), 17, {})
+        return path
+    except ImportError as e:
+        print(f"  onnxruntime rows skipped: {e}")
+        return None
+
+
+def bench_preset(name: str, args, peak: float) -> None:
+    cfg = load_preset(name)
+    d, m = cfg.data, cfg.model
+    model = build_modules(cfg)[0].eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    print(
+        f"\n== preset {name}: {d.height}x{d.width}x{d.channels}, T={d.T}, {m.name} latent "
+        f"{m.latent}, {params:.1f} M params =="
+    )
+    print(
+        f"{'variant':34s} {'batch':>5s} {'fps':>8s} {'ms/batch':>9s} {'ms/frame':>9s} "
+        f"{'GFLOP/f':>8s} {'GFLOP/s':>8s} {'%peak':>6s} {'n':>3s}"
+    )
+    last: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = None if args.no_onnx else export_tmp(model, cfg, tmp)
+        for B in BATCHES.get(name, (1, 8)):
+            for variant, (fn, f) in engines(model, cfg, B, onnx_path).items():
+                if _too_slow(variant, last, args.budget, B):
+                    continue
+                sec, n = measure(fn, args.budget)
+                last[variant] = sec / B
+                if "bf16" in variant:
+                    RATIO[variant.split()[-1]] = (
+                        last[variant] / last[variant.replace("bf16", "fp32")]
+                    )
+                gfs = f * B / sec / 1e9
+                print(
+                    f"{variant:34s} {B:5d} {B / sec:8.1f} {1000 * sec:9.1f} {1000 * sec / B:9.2f} "
+                    f"{f / 1e9:8.3f} {gfs:8.1f} {100 * gfs / peak:6.1f} {n:3d}"
+                )
+            if name != "paper" and B > 1:
+                frames = max(args.frames, 2 * B)
+                for variant, fn in predict_rows(model, cfg, B, frames).items():
+                    sec, n = measure(fn, args.budget)
+                    print(
+                        f"{variant:34s} {B:5d} {frames / sec:8.1f} {'':9s} "
+                        f"{1000 * sec / frames:9.2f} {'':8s} {'':8s} {'':6s} {n:3d}"
+                    )
+
+
+RATIO: dict[str, float] = {}  # bf16 / fp32 time per frame, by engine, from earlier rows
+
+
+def _too_slow(variant: str, last: dict[str, float], budget: float, B: int) -> bool:
+    """Skip a bf16 row whose estimated time per batch exceeds 3 budgets (without native bf16
+    it can be 10x slower than fp32): estimated from this preset's smaller batch, or from
+    fp32 x the bf16/fp32 ratio of an earlier preset."""
+    fp32 = variant.replace("bf16", "fp32")
+    if "bf16" not in variant or fp32 not in last:
+        return False
+    engine = variant.split()[-1]
+    if variant in last:
+        est = B * last[variant]
+    elif engine in RATIO:
+        est = B * last[fp32] * RATIO[engine]
+    else:
+        return False
+    if est > 3 * budget:
+        print(f"{variant:34s} {B:5d}   skipped: about {est:.0f} s per batch (estimated)")
+        return True
+    return False
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--presets", default="cpu,paper", help="comma-separated preset names")
+    ap.add_argument("--budget", type=float, default=3.0, help="seconds per measurement")
+    ap.add_argument("--frames", type=int, default=64, help="frames per predict row")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    ap.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime rows")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    peak, how = cpu_peak(threads)
+    isa = torch.backends.cpu.get_cpu_capability()
+    print(f"torch {torch.__version__}, {threads} threads, ISA {isa}")
+    print(f"native bf16 (avx512_bf16/amx_bf16): {native_bf16()}; cpu count {os.cpu_count()}")
+    print(f"peak fp32 GFLOP/s = {how}")
+    t0 = time.perf_counter()
+    for name in args.presets.split(","):
+        bench_preset(name.strip(), args, peak)
+    print(f"\nbench wall time {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

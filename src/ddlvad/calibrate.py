@@ -1,0 +1,150 @@
+"""Alert threshold calibrated on normal footage, stored as ``<run>/threshold.json``.
+
+The threshold is the ``calib.quantile`` quantile of the *alert score* of normal frames: the
+raw patch-max score after the run's median filter (``score.median``), never min-max
+normalised (normalisation needs the whole video, which a live stream never has). With
+quantile q, about ``1 - q`` of normal frames score above it: q = 0.99 means roughly 1 frame in
+100 of normal footage is flagged, i.e. 0.25 flagged frames per second at 25 fps. The median
+filter groups those frames into a few ranges, so the number of distinct alerts is lower; both
+are recorded in threshold.json.
+
+Frames: the last ``calib.holdout`` fraction of each training video, kept out of training
+(``held_out: true``); with ``holdout = 0``, the training frames themselves (``held_out:
+false``), which the model has fitted, so the threshold comes out low and the false-alarm rate
+on new normal footage will be higher than ``1 - q``.
+
+For an existing run without threshold.json: ``python -m ddlvad.calibrate --run DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ddlvad.config import Config
+from ddlvad.io import atomic_write_json
+
+THRESHOLD_FILE = "threshold.json"
+
+
+def split_holdout(
+    videos: dict[str, np.ndarray], holdout: float
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(fit, held): each video's first ``1 - holdout`` of frames and its last ``holdout``.
+
+    ``holdout = 0`` returns ``(videos, {})``. At least one frame of each video is held out."""
+    if holdout <= 0:
+        return videos, {}
+    if holdout >= 1:
+        raise ValueError(f"calib.holdout must lie in [0, 1), got {holdout}")
+    fit, held = {}, {}
+    for name, v in videos.items():
+        n = len(v)
+        k = min(max(int(round(n * holdout)), 1), n - 1) if n > 1 else 0
+        if k == 0:
+            raise ValueError(f"video {name}: {n} frame(s), too short to hold any out")
+        fit[name], held[name] = v[: n - k], v[n - k :]
+    return fit, held
+
+
+def alert_ranges(flags: np.ndarray) -> list[tuple[int, int]]:
+    """0-based inclusive (start, end) index ranges of consecutive True values."""
+    f = np.concatenate([[False], np.asarray(flags, dtype=bool), [False]])
+    d = np.diff(f.astype(np.int8))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
+    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
+
+
+def calibrate(
+    model: torch.nn.Module, cfg: Config, videos: dict[str, np.ndarray], device
+) -> dict[str, Any]:
+    """Score normal ``videos`` ({name: (N, H, W, C) uint8}) and pick the alert threshold.
+
+    Returns threshold (the ``cfg.calib.quantile`` quantile of median-filtered scores),
+    quantile, frames, held_out (``cfg.calib.holdout > 0``), the share of those frames above
+    the threshold and the number of alert ranges it would raise on them."""
+    from ddlvad.evaluate import postprocess, score_videos  # evaluate imports train
+
+    q = cfg.calib.quantile
+    if not 0 < q < 1:
+        raise ValueError(f"calib.quantile must lie in (0, 1), got {q}")
+    if not videos:
+        raise ValueError("calibrate: no frames to calibrate on")
+    with torch.inference_mode():
+        raw = score_videos(model, videos, cfg, device)
+    smoothed = {n: postprocess(r, cfg, normalize=False) for n, r in raw.items()}
+    flat = np.concatenate(list(smoothed.values()))
+    thr = float(np.quantile(flat, q))
+    n_ranges = sum(len(alert_ranges(s > thr)) for s in smoothed.values())
+    return {
+        "threshold": thr,
+        "quantile": q,
+        "frames": int(len(flat)),
+        "held_out": cfg.calib.holdout > 0,
+        "false_alarm_rate_on_calibration_frames": float(np.mean(flat > thr)),
+        "alert_ranges_on_calibration_frames": int(n_ranges),
+        "videos": len(raw),
+        "holdout": cfg.calib.holdout,
+        "threshold_raw": float(np.quantile(np.concatenate(list(raw.values())), q)),
+        "score": f"raw patch-max score, median filter {cfg.score.median or 'off'}, "
+        "no normalisation",
+    }
+
+
+def calibration_videos(cfg: Config, progress: bool = False) -> dict[str, np.ndarray]:
+    """The normal frames a run calibrates on: held-out tails, or all training frames."""
+    from ddlvad.pipeline import load_videos, open_dataset
+
+    videos = load_videos(open_dataset(cfg).train, cfg, progress)
+    fit, held = split_holdout(videos, cfg.calib.holdout)
+    return held if held else fit
+
+
+def write_threshold(
+    run_dir: str | Path, cfg: Config, model: torch.nn.Module, device, progress: bool = False
+) -> dict[str, Any]:
+    """Calibrate ``model`` on the run's normal frames; write ``run_dir/threshold.json``."""
+    result = calibrate(model, cfg, calibration_videos(cfg, progress), device)
+    atomic_write_json(Path(run_dir) / THRESHOLD_FILE, result)
+    return result
+
+
+def load_threshold(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's threshold.json as a dict, or None when the run has none."""
+    path = Path(run_dir) / THRESHOLD_FILE
+    if not path.exists():
+        return None
+    try:
+        d = json.loads(path.read_text())
+        float(d["threshold"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"{path}: not a ddlvad threshold file (expected a 'threshold' number)"
+        ) from e
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ddlvad.calibrate --run DIR``: (re)write threshold.json for a trained run."""
+    from ddlvad.evaluate import load_trained
+    from ddlvad.train import pick_device
+
+    ap = argparse.ArgumentParser(prog="python -m ddlvad.calibrate", description=main.__doc__)
+    ap.add_argument("--run", required=True, help="run directory")
+    ap.add_argument("--quantile", type=float, help="override calib.quantile")
+    args = ap.parse_args(argv)
+    device = pick_device("auto")
+    cfg, model = load_trained(args.run, device=device)
+    if args.quantile is not None:
+        cfg.calib.quantile = args.quantile
+    print(json.dumps(write_threshold(args.run, cfg, model, device, progress=True), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

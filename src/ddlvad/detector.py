@@ -1,0 +1,391 @@
+"""Numpy-facing detector over a trained run: frames in, anomaly scores out.
+
+    det = Detector.from_run("runs/ped2_cpu")
+    raw = det.score(frames)          # (N,) raw scores for (N, h, w, 3) uint8 RGB frames
+    alert = det.smooth(raw) > det.threshold
+
+Frames go through the training preprocessing (``to_working``: area resize, gray when the run
+has one channel), then a sliding T-frame window centred on each frame (edge frames follow
+``score.edge``, as in ``ddlvad test``), then the error map and patch-max score. Frames can be
+pushed one at a time (``FrameScorer``), so files and live streams share one code path.
+
+Engines: ``clip`` runs the model's own forward on (B, C, T, H, W) clips and gives exactly the
+scores of ``ddlvad test``. ``stream`` (C3DSU only) encodes every frame once and reuses its
+features in the T windows that contain it, and evaluates only the middle time step of each
+Conv3D skip; the scores equal ``clip``'s up to float rounding (about 1e-6) and it is several
+times faster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ddlvad.config import Config, load_run_config
+from ddlvad.data.sources import to_working
+from ddlvad.models import model_T
+from ddlvad.scoring import error_map, patch_max, smooth
+
+BACKENDS = ("torch", "onnxruntime")
+PRECISIONS = ("auto", "fp32", "bf16")
+ENGINES = ("clip", "stream")
+ONNX_FILE = "model.onnx"
+
+
+def native_bf16() -> bool:
+    """True when the CPU has bf16 dot-product instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` -> bf16 on a CPU with native bf16, else fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if str(device) == "cpu" and native_bf16() else "fp32"
+    return precision
+
+
+def frame_tensor(frames: list[np.ndarray]) -> torch.Tensor:
+    """K frames (H, W, C) uint8 -> (C, K, H, W) float32 in [0, 1] (as ``clips.to_tensor``)."""
+    return torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2).float() / 255.0
+
+
+class Scored(NamedTuple):
+    index: int  # frame index in the stream (0-based, in push order)
+    raw: float  # patch-max score
+    error: np.ndarray | None  # (H, W) error map when kept
+    meta: Any  # whatever was pushed with the frame
+
+
+class TorchForward:
+    """The torch model on (B, C, T, H, W) clips -> (B, C, H, W), fp32 or bf16 autocast."""
+
+    def __init__(self, model: torch.nn.Module, precision: str, device) -> None:
+        self.model, self.bf16, self.device = model.eval(), precision == "bf16", torch.device(device)
+
+    def _ctx(self):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), self._ctx():
+            return self.model(X.to(self.device)).float()
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(N, C, H, W) frames -> the encoder's four feature maps (stream engine)."""
+        with torch.inference_mode(), self._ctx():
+            return self.model.encoder(x.to(self.device))
+
+    def head(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Per level (B, c, T, h, w) features -> (B, C, H, W): middle Conv3D step + decoder."""
+        with torch.inference_mode(), self._ctx():
+            skips = []
+            for f, conv in zip(feats, self.model.skips, strict=True):
+                # valid (no) temporal padding gives exactly the middle output step
+                pad = (0, *conv.padding[1:])
+                skips.append(F.conv3d(f, conv.weight, conv.bias, padding=pad)[:, :, 0])
+            return self.model.decoder(*skips).float()
+
+
+class OrtForward:
+    """An exported model.onnx through onnxruntime (CPU); fp32."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        from ddlvad.export import require_onnxruntime
+
+        ort = require_onnxruntime()
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or torch.get_num_threads()
+        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.sess.run(["recon"], {"clips": X.numpy()})[0])
+
+
+class SlidingWindow:
+    """Frame count -> centred T-windows of frame indices, as ``EvalClips`` builds them.
+
+    ``clamp``: every frame is a centre, missing neighbours repeat the nearest frame.
+    ``copy``: only full windows are centres (the scorer copies their scores to the edges)."""
+
+    def __init__(self, T: int, edge: str = "clamp") -> None:
+        if edge not in ("clamp", "copy"):
+            raise ValueError(f"score.edge must be 'clamp' or 'copy', got {edge!r}")
+        self.r, self.edge, self.n = T // 2, edge, 0
+        self.next = 0 if edge == "clamp" else self.r  # next centre to emit
+
+    def push(self) -> list[tuple[int, list[int]]]:
+        """Register one more frame; return the windows it completes."""
+        self.n += 1
+        out = []
+        while self.next + self.r < self.n:
+            out.append(self._clip(self.next))
+            self.next += 1
+        return out
+
+    def finish(self) -> list[tuple[int, list[int]]]:
+        """End of stream: the right-edge windows (clamp only)."""
+        out = [self._clip(c) for c in range(self.next, self.n)] if self.edge == "clamp" else []
+        self.next = max(self.next, self.n)
+        return out
+
+    def _clip(self, c: int) -> tuple[int, list[int]]:
+        return c, [min(max(i, 0), self.n - 1) for i in range(c - self.r, c + self.r + 1)]
+
+
+class FrameScorer:
+    """Push working-size frames one by one; run batches of windows; get ``Scored`` in order."""
+
+    def __init__(self, det: Detector, keep_error: bool = False) -> None:
+        self.det, self.keep = det, keep_error
+        self.window = SlidingWindow(det.T, det.cfg.score.edge)
+        self.frames: dict[int, np.ndarray] = {}
+        self.feats: dict[int, list[torch.Tensor]] = {}
+        self.meta: dict[int, Any] = {}
+        self.pending: deque[tuple[int, list[int]]] = deque()
+        self.last: Scored | None = None
+
+    def push(self, frame: np.ndarray, meta: Any = None) -> None:
+        """Add one (H, W, C) uint8 working-size frame (see ``Detector.prepare``)."""
+        i = self.window.n
+        self.frames[i], self.meta[i] = frame, meta
+        self.pending.extend(self.window.push())
+
+    def ready(self) -> bool:
+        return len(self.pending) >= self.det.batch_size
+
+    def run(self) -> list[Scored]:
+        """Score up to one batch of pending windows (a partial batch when fewer wait)."""
+        if not self.pending:
+            return []
+        n = min(self.det.batch_size, len(self.pending))
+        batch = [self.pending.popleft() for _ in range(n)]
+        x_t, y = self.det.reconstruct(batch, self.frames, self.feats)
+        err = error_map(x_t, y)  # (B, H, W)
+        s = patch_max(err, self.det.cfg.score.patch, self.det.cfg.score.shifted)
+        s = s.float().cpu().numpy()
+        errs = err.float().cpu().numpy() if self.keep else [None] * n
+        out: list[Scored] = []
+        for (c, _), raw, e in zip(batch, s, errs, strict=True):
+            if c == self.window.r and self.window.edge == "copy":
+                out += [self._copy(j, float(raw), e) for j in range(c)]
+            out.append(self._copy(c, float(raw), e))
+        self.last = out[-1]
+        self._evict()
+        return out
+
+    def finish(self) -> list[Scored]:
+        """End of stream: score everything left, then the right-edge frames."""
+        if self.window.edge == "copy" and self.window.n < self.det.T:
+            raise ValueError(
+                f"edge rule 'copy' needs at least T = {self.det.T} frames, got {self.window.n}"
+            )
+        self.pending.extend(self.window.finish())
+        out = []
+        while self.pending:
+            out += self.run()
+        if self.last is not None:
+            e, raw = self.last.error, self.last.raw
+            out += [self._copy(j, raw, e) for j in range(self.last.index + 1, self.window.n)]
+        return out
+
+    def _copy(self, j: int, raw: float, e: np.ndarray | None) -> Scored:
+        return Scored(j, raw, e, self.meta.pop(j, None))
+
+    def _evict(self) -> None:
+        low = min([ids[0] for _, ids in self.pending] + [self.window.next - self.window.r])
+        for d in (self.frames, self.feats):
+            for k in [k for k in d if k < low and k < self.window.n - 1]:
+                del d[k]
+
+
+class Detector:
+    """A trained run as a frame scorer. ``from_run`` is the usual way to build one."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        forward: TorchForward | OrtForward,
+        *,
+        engine: str = "clip",
+        threshold: float | None = None,
+        threshold_source: str = "none",
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        self.cfg, self.forward = cfg, forward
+        self.T = model_T(cfg.model.name, cfg.data.T)
+        if engine == "stream" and (self.T == 1 or not isinstance(forward, TorchForward)):
+            engine = "clip"  # nothing to reuse for T = 1; onnxruntime runs whole clips
+        self.engine = engine
+        self.size = (cfg.data.height, cfg.data.width, cfg.data.channels)
+        self.batch_size = cfg.score.batch_size
+        self.threshold, self.threshold_source = threshold, threshold_source
+
+    @classmethod
+    def from_run(
+        cls,
+        run_dir: str | Path,
+        *,
+        backend: str = "torch",
+        precision: str = "fp32",
+        engine: str = "clip",
+        device: str = "cpu",
+        threshold: float | None = None,
+    ) -> Detector:
+        """Load ``run_dir``'s config, weights (or model.onnx) and calibrated threshold.
+
+        ``threshold`` overrides ``run_dir/threshold.json``; without either, ``threshold``
+        is None and no alerts are raised."""
+        from ddlvad.calibrate import load_threshold
+
+        run_dir = Path(run_dir)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "onnxruntime" and precision == "auto":
+            precision = "fp32"
+        precision = resolve_precision(precision, device)
+        if backend == "onnxruntime":
+            if precision != "fp32":
+                raise ValueError("the onnxruntime backend runs fp32; use --precision fp32")
+            cfg, forward = load_run_config(run_dir), OrtForward(check_onnx(run_dir))
+        else:
+            from ddlvad.evaluate import load_trained
+
+            cfg, model = load_trained(run_dir, device=device)
+            forward = TorchForward(model, precision, device)
+        source = "cli"
+        if threshold is None:
+            calib = load_threshold(run_dir)
+            threshold, source = (calib["threshold"], "calibrated") if calib else (None, "none")
+        return cls(cfg, forward, engine=engine, threshold=threshold, threshold_source=source)
+
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        """One frame ((h, w, 3) RGB, or (h, w) / (h, w, 1) gray; uint8) -> (H, W, C) uint8."""
+        H, W, C = self.size
+        if frame.dtype != np.uint8:
+            raise ValueError(f"expected uint8 frames, got {frame.dtype}")
+        if frame.ndim == 2:
+            frame = frame[:, :, None]
+        if frame.ndim != 3 or frame.shape[2] not in (1, 3):
+            raise ValueError(f"expected (h, w, 3) RGB or (h, w) gray frames, got {frame.shape}")
+        if frame.shape == (H, W, C):
+            return frame
+        if frame.shape[2] == 3:
+            return to_working(frame, H, W, C)
+        if C == 3:
+            raise ValueError(f"this run takes RGB frames (C = 3), got gray {frame.shape}")
+        return cv2.resize(frame, (W, H), interpolation=cv2.INTER_AREA)[:, :, None]
+
+    def scorer(self, keep_error: bool = False) -> FrameScorer:
+        return FrameScorer(self, keep_error)
+
+    def score(
+        self, frames: Iterable[np.ndarray], *, maps: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Raw scores (N,) for N frames of one video, in order; with ``maps``, also the
+        (N, H, W) error maps."""
+        sc = self.scorer(keep_error=maps)
+        out: list[Scored] = []
+        for f in frames:
+            sc.push(self.prepare(np.asarray(f)))
+            if sc.ready():
+                out += sc.run()
+        out += sc.finish()
+        raw = np.array([s.raw for s in out], dtype=np.float32)
+        return (raw, np.stack([s.error for s in out])) if maps else raw
+
+    def smooth(self, raw: np.ndarray) -> np.ndarray:
+        """The alert score of one whole video: the run's median filter, no normalisation."""
+        return smooth(raw, self.cfg.score.median)
+
+    def reconstruct(
+        self,
+        batch: list[tuple[int, list[int]]],
+        frames: dict[int, np.ndarray],
+        feats: dict[int, list[torch.Tensor]],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(X^t, f(X)), both (B, C, H, W), for windows given as frame-index lists."""
+        t = self.T // 2
+        if self.engine == "clip":
+            X = torch.stack([frame_tensor([frames[i] for i in ids]) for _, ids in batch])
+            return X[:, :, t], self.forward(X).cpu()  # X: (B, C, T, H, W)
+        new = sorted({i for _, ids in batch for i in ids} - feats.keys())
+        if new:
+            x = frame_tensor([frames[i] for i in new]).transpose(0, 1)  # (N, C, H, W)
+            enc = self.forward.encode(x)
+            for k, i in enumerate(new):
+                feats[i] = [f[k] for f in enc]
+        levels = len(feats[batch[0][1][0]])
+        stacked = [  # per level (B, c, T, h, w)
+            torch.stack([torch.stack([feats[i][lv] for i in ids], 1) for _, ids in batch])
+            for lv in range(levels)
+        ]
+        x_t = frame_tensor([frames[ids[t]] for _, ids in batch]).transpose(0, 1)
+        return x_t, self.forward.head(stacked).cpu()
+
+
+class CausalMedian:
+    """Live smoothing: the median of the last ``window`` raw scores (fewer at the start).
+
+    A live stream has no future frames, so this replaces the centred filter of ``ddlvad
+    test``; a step in the raw score shows up about window/2 frames later. 0 or 1 = off."""
+
+    def __init__(self, window: int) -> None:
+        self.buf: deque[float] = deque(maxlen=max(window, 1))
+
+    def push(self, raw: float) -> float:
+        self.buf.append(raw)
+        return sorted(self.buf)[len(self.buf) // 2]
+
+
+class CentredMedian:
+    """``scoring.smooth`` (median filter, edges 'nearest') computed on a stream: the value
+    of item i comes out once item i + (window - 1) // 2 has arrived, or at ``finish``."""
+
+    def __init__(self, window: int) -> None:
+        self.w = max(window, 1)
+        self.lo, self.hi = self.w // 2, (self.w - 1) // 2  # the window is [i - lo, i + hi]
+        self.raw: list[float] = []
+        self.next = 0
+
+    def push(self, raw: float) -> list[tuple[int, float]]:
+        self.raw.append(raw)
+        return self._emit(len(self.raw) - 1 - self.hi)
+
+    def finish(self) -> list[tuple[int, float]]:
+        return self._emit(len(self.raw) - 1)
+
+    def _emit(self, last: int) -> list[tuple[int, float]]:
+        out, n = [], len(self.raw)
+        while self.next <= last:
+            i = self.next
+            vals = [self.raw[min(max(j, 0), n - 1)] for j in range(i - self.lo, i + self.hi + 1)]
+            out.append((i, sorted(vals)[len(vals) // 2]))  # scipy's rank for even windows
+            self.next += 1
+        return out
+
+
+def check_onnx(run_dir: str | Path) -> Path:
+    """``run_dir/model.onnx``, refusing a missing or stale export."""
+    run_dir = Path(run_dir)
+    path, ckpt = run_dir / ONNX_FILE, run_dir / "checkpoints" / "last.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; run `ddlvad export --run {run_dir}` first")
+    if ckpt.exists() and ckpt.stat().st_mtime > path.stat().st_mtime:
+        raise ValueError(f"{path} is older than {ckpt}; run `ddlvad export --run {run_dir}` again")
+    return path

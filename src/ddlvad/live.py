@@ -1,0 +1,205 @@
+"""Live mode: score a camera, an RTSP/HTTP stream, or a video file played as one.
+
+A reader thread grabs frames into a short queue (``max_queue`` frames); when scoring falls
+behind, the oldest queued frames are dropped and counted, so latency stays bounded by about
+``max_queue / fps`` plus one batch. The main loop takes what is queued (up to one batch),
+scores it, and prints one status line per second.
+
+Causality: a frame's window needs the T // 2 frames after it, so its score comes out T // 2
+frames late (plus the batch); the median filter is causal (the last ``score.median`` scores,
+see ``CausalMedian``) instead of the centred one of ``ddlvad test``. Dropped frames are simply
+missing from the window (their neighbours become adjacent). Ctrl-C stops cleanly: the frames
+already read are scored and the outputs written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ddlvad.data.sources import SourceError
+from ddlvad.detector import CausalMedian, Detector, Scored
+from ddlvad.overlay import OverlayWriter
+
+
+def open_capture(target: int | str) -> cv2.VideoCapture:
+    """cv2.VideoCapture for a camera index, URL or file; SourceError when it cannot open."""
+    if isinstance(target, str) and "://" not in target and not Path(target).is_file():
+        raise SourceError(f"{target}: video file not found")
+    cap = cv2.VideoCapture(target)
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(
+            f"{target}: cannot open as a stream; expected a camera index, an RTSP/HTTP URL or "
+            f"a video file that OpenCV (FFmpeg) can decode"
+        )
+    return cap
+
+
+class Grabber(threading.Thread):
+    """Reads frames into a bounded queue; a full queue drops its oldest frame."""
+
+    def __init__(
+        self,
+        cap: cv2.VideoCapture,
+        *,
+        max_frames: int = 0,
+        max_queue: int = 16,
+        pace: float | None = None,
+    ) -> None:
+        super().__init__(daemon=True)  # a blocked network read must not hold up exit
+        self.cap, self.max_frames, self.pace = cap, max_frames, pace
+        self.queue: deque[tuple[int, float, np.ndarray]] = deque(maxlen=max(max_queue, 1))
+        self.cond = threading.Condition()
+        self.read = self.dropped = 0
+        self.done = False
+        self.error: BaseException | None = None
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            while not self._halt.is_set() and not (
+                self.max_frames and self.read >= self.max_frames
+            ):
+                ok, img = self.cap.read()
+                if not ok:
+                    break
+                if self.pace:  # a file played as a camera: frame i is due at t0 + i / fps
+                    self._halt.wait(max(0.0, t0 + self.read / self.pace - time.perf_counter()))
+                item = (self.read, time.perf_counter(), cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+                with self.cond:
+                    if len(self.queue) == self.queue.maxlen:
+                        self.dropped += 1  # the deque drops the oldest frame
+                    self.queue.append(item)
+                    self.read += 1
+                    self.cond.notify()
+        except BaseException as e:  # reported by the main loop
+            self.error = e
+        finally:
+            self.cap.release()
+            with self.cond:
+                self.done = True
+                self.cond.notify_all()
+
+    def get(self, n: int, timeout: float = 0.2) -> list[tuple[int, float, np.ndarray]]:
+        """Up to n queued frames, oldest first; waits up to ``timeout`` for the first."""
+        with self.cond:
+            if not self.queue and not self.done:
+                self.cond.wait(timeout)
+            return [self.queue.popleft() for _ in range(min(n, len(self.queue)))]
+
+    def finished(self) -> bool:
+        with self.cond:
+            return self.done and not self.queue
+
+    def stop(self) -> None:
+        self._halt.set()
+
+
+class LiveRun:
+    """State of one live session: rows, latencies, status lines, optional overlay."""
+
+    def __init__(self, det: Detector, grab: Grabber, overlay: OverlayWriter | None, log) -> None:
+        self.det, self.grab, self.overlay, self.log = det, grab, overlay, log
+        self.med = CausalMedian(det.cfg.score.median)
+        self.rows: list[tuple[int, float, float, float, bool]] = []
+        self.latency: list[float] = []
+        self.t0 = self.last_print = time.perf_counter()
+
+    def emit(self, results: list[Scored]) -> None:
+        thr = self.det.threshold
+        for r in results:
+            idx, t_grab, img = r.meta
+            s = self.med.push(r.raw)
+            alert = thr is not None and s > thr
+            now = time.perf_counter()
+            self.latency.append(now - t_grab)
+            self.rows.append((idx, t_grab - self.t0, r.raw, s, alert))
+            if self.overlay is not None:
+                self.overlay.write(img, r.error, idx, s, alert, t_grab - self.t0)
+        if results and time.perf_counter() - self.last_print >= 1.0:
+            self.status()
+
+    def status(self) -> None:
+        now = time.perf_counter()
+        self.last_print = now
+        idx, _, _, s, alert = self.rows[-1]
+        el = max(now - self.t0, 1e-9)
+        thr = self.det.threshold
+        state = ("ALERT" if alert else "ok") if thr is not None else "no threshold"
+        thr_s = f"{thr:.4f}" if thr is not None else "-"
+        self.log(
+            f"[{el:7.1f} s] frame {idx:7d} | score {s:.4f} | threshold {thr_s} | {state:5s} | "
+            f"in {self.grab.read / el:6.1f} fps | scored {len(self.rows) / el:6.1f} fps | "
+            f"dropped {self.grab.dropped} | latency {1000 * self.latency[-1]:.0f} ms"
+        )
+
+    def summary(self, interrupted: bool) -> dict[str, Any]:
+        el = time.perf_counter() - self.t0
+        lat = np.asarray(self.latency) * 1000 if self.latency else np.zeros(1)
+        return {
+            "frames_read": self.grab.read,
+            "frames_scored": len(self.rows),
+            "frames_dropped": self.grab.dropped,
+            "interrupted": interrupted,
+            "seconds": round(el, 2),
+            "fps_in": round(self.grab.read / max(el, 1e-9), 2),
+            "fps_scored": round(len(self.rows) / max(el, 1e-9), 2),
+            "latency_ms": {
+                "mean": round(float(lat.mean()), 1),
+                "p95": round(float(np.percentile(lat, 95)), 1),
+                "max": round(float(lat.max()), 1),
+            },
+        }
+
+
+def run_live(
+    det: Detector,
+    target: int | str,
+    *,
+    max_frames: int = 0,
+    max_queue: int = 0,
+    pace: float | None = None,
+    overlay: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[list[tuple[int, float, float, float, bool]], dict[str, Any]]:
+    """Score a stream until it ends, ``max_frames`` are read, or Ctrl-C.
+
+    Returns rows (frame, time_s, raw, smoothed, alert) and a summary dict."""
+    cap = open_capture(target)
+    fps = pace or float(cap.get(cv2.CAP_PROP_FPS)) or 25.0
+    grab = Grabber(cap, max_frames=max_frames, max_queue=max_queue or det.batch_size, pace=pace)
+    writer = OverlayWriter(overlay, fps, det.threshold) if overlay else None
+    live = LiveRun(det, grab, writer, log)
+    sc = det.scorer(keep_error=writer is not None)
+    interrupted = False
+    grab.start()
+    try:
+        while not grab.finished():
+            for idx, t, img in grab.get(det.batch_size):
+                sc.push(det.prepare(img), (idx, t, img if writer else None))
+            live.emit(sc.run())
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: scoring the frames already read, then writing the outputs")
+    finally:
+        grab.stop()
+    try:
+        live.emit(sc.finish())
+    finally:
+        if writer is not None:
+            writer.close()
+        grab.join(timeout=2.0)
+    if grab.error is not None:
+        raise SourceError(f"{target}: reading the stream failed ({grab.error})")
+    if live.rows:
+        live.status()
+    return live.rows, {**live.summary(interrupted), "source_fps": fps}

@@ -1,0 +1,328 @@
+"""``ddlvad predict --run DIR INPUT``: score footage with a trained run; scores, alerts, overlay.
+
+INPUT is a video file, a folder of frames (one video), a folder of video files and/or frame
+sub-folders (one video each), or a live stream: a camera index (``0``), an RTSP/HTTP URL, or
+a video file with ``--live``. Preprocessing is the run's (config.yaml): the same resize, gray
+conversion, T-frame windows, edge rule, patch-max score and median filter as ``ddlvad test``.
+
+Outputs in OUT (default ``RUN/predict/<input name>``):
+  scores.csv   video, frame, time_s, raw, smoothed, alert
+  alerts.csv   video, start_frame, end_frame, start_s, end_s, frames, peak   (inclusive ranges)
+  summary.json settings, threshold and its source, speed, per-video alert ranges
+  overlay[_<video>].mp4 with ``--overlay``
+``smoothed`` is the alert score: the median-filtered raw score, never min-max normalised (a
+threshold must mean the same on every video). Files use the centred filter of ``ddlvad
+test``; live streams a causal one (see ``ddlvad.live``). ``alert`` = smoothed > threshold,
+where the threshold is ``--threshold`` or the run's calibrated ``threshold.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ddlvad.calibrate import alert_ranges
+from ddlvad.data.sources import IMAGE_EXTS, VIDEO_EXTS, SourceError, natural_key, open_source
+from ddlvad.detector import BACKENDS, ENGINES, PRECISIONS, CentredMedian, Detector, Scored
+from ddlvad.io import atomic_write_json, atomic_write_text
+from ddlvad.overlay import OverlayWriter
+
+Row = tuple[int, float, float, float, bool]  # frame, time_s (nan if unknown), raw, smoothed, alert
+INPUT_HELP = (
+    "a video file, a folder of frames or of videos, a camera index, or an rtsp:// / http:// URL"
+)
+
+
+def resolve_input(text: str, live: bool = False) -> tuple[str, Any]:
+    """("live", camera index | URL | file) or ("files", [(video name, path), ...])."""
+    if text.isdigit():
+        return "live", int(text)
+    if "://" in text:
+        return "live", text
+    p = Path(text)
+    if not p.exists():
+        raise SourceError(f"{p}: not found; expected {INPUT_HELP}")
+    if p.is_file():
+        if live:
+            return "live", str(p)
+        open_source(p)  # SourceError for an unknown type or an undecodable file
+        return "files", [(p.stem, p)]
+    if live:
+        raise SourceError(f"{p}: --live takes a video file, camera index or URL, not a folder")
+    kids = sorted(p.iterdir(), key=lambda q: natural_key(q.name))
+    visible = [q for q in kids if not q.name.startswith(".")]
+    if any(q.is_file() and q.suffix.lower() in IMAGE_EXTS for q in visible):
+        return "files", [(p.name, p)]
+    videos = [
+        q
+        for q in visible
+        if (q.is_file() and q.suffix.lower() in VIDEO_EXTS)
+        or (q.is_dir() and any(f.suffix.lower() in IMAGE_EXTS for f in q.iterdir()))
+    ]
+    if not videos:
+        raise SourceError(
+            f"{p}: no frames or videos found; expected image files ({'/'.join(IMAGE_EXTS)}), "
+            f"video files ({'/'.join(VIDEO_EXTS)}) or sub-folders of frames"
+        )
+    stems = [q.stem for q in videos]
+    names = stems if len(set(stems)) == len(stems) else [q.name for q in videos]
+    return "files", list(zip(names, videos, strict=True))
+
+
+def predict_file(
+    det: Detector, path: Path, *, fps: float | None = None, overlay: Path | None = None
+) -> tuple[list[Row], dict[str, Any]]:
+    """Score one video file or frame folder; rows and a speed summary."""
+    src = open_source(path)
+    fps = fps or src.fps
+    sc = det.scorer(keep_error=overlay is not None)
+    ov = _OverlayStage(det, overlay, fps) if overlay else None
+    raw: list[float] = []
+
+    def take(results: list[Scored]) -> None:
+        raw.extend(r.raw for r in results)
+        if ov is not None:
+            ov.add(results)
+
+    t0 = time.perf_counter()
+    try:
+        for img in src:
+            sc.push(det.prepare(img), img if ov else None)
+            if sc.ready():
+                take(sc.run())
+        take(sc.finish())
+        if ov is not None:
+            ov.finish()
+    finally:
+        if ov is not None:
+            ov.writer.close()
+    if not raw:
+        raise SourceError(f"{path}: no decodable frames")
+    sec = time.perf_counter() - t0
+    rows = _rows(raw, det, fps)
+    return rows, {"frames": len(raw), "seconds": round(sec, 2), "fps": round(len(raw) / sec, 1)}
+
+
+class _OverlayStage:
+    """Holds scored frames until their centred median is known, then draws them."""
+
+    def __init__(self, det: Detector, path: Path, fps: float | None) -> None:
+        self.det, self.fps = det, fps
+        self.writer = OverlayWriter(path, fps or 25.0, det.threshold)
+        self.med = CentredMedian(det.cfg.score.median)
+        self.held: dict[int, Scored] = {}
+
+    def add(self, results: list[Scored]) -> None:
+        for r in results:
+            self.held[r.index] = r
+            self._draw(self.med.push(r.raw))
+
+    def finish(self) -> None:
+        self._draw(self.med.finish())
+
+    def _draw(self, ready: list[tuple[int, float]]) -> None:
+        thr = self.det.threshold
+        for i, s in ready:
+            r = self.held.pop(i)
+            t = i / self.fps if self.fps else None
+            self.writer.write(r.meta, r.error, i, s, thr is not None and s > thr, t)
+
+
+def _rows(raw: list[float], det: Detector, fps: float | None) -> list[Row]:
+    sm = det.smooth(np.asarray(raw, dtype=np.float32))
+    thr = det.threshold
+    nan = float("nan")
+    return [
+        (i, i / fps if fps else nan, r, float(s), thr is not None and s > thr)
+        for i, (r, s) in enumerate(zip(raw, sm, strict=True))
+    ]
+
+
+def _fmt_t(t: float) -> str:
+    return "" if t != t else f"{t:.3f}"  # NaN -> empty
+
+
+def scores_text(results: dict[str, list[Row]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["video", "frame", "time_s", "raw", "smoothed", "alert"])
+    for name, rows in results.items():
+        for f, t, r, s, a in rows:
+            w.writerow([name, f, _fmt_t(t), f"{r:.6g}", f"{s:.6g}", int(a)])
+    return buf.getvalue()
+
+
+def find_alerts(rows: list[Row]) -> list[dict[str, Any]]:
+    """Inclusive ranges of consecutive alert rows, with times and the peak score."""
+    out = []
+    for a, b in alert_ranges([r[4] for r in rows]):
+        out.append(
+            {
+                "start_frame": rows[a][0],
+                "end_frame": rows[b][0],
+                "start_s": rows[a][1],
+                "end_s": rows[b][1],
+                "frames": b - a + 1,
+                "peak": max(r[3] for r in rows[a : b + 1]),
+            }
+        )
+    return out
+
+
+def alerts_text(alerts: dict[str, list[dict[str, Any]]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["video", "start_frame", "end_frame", "start_s", "end_s", "frames", "peak"])
+    for name, items in alerts.items():
+        for a in items:
+            w.writerow(
+                [
+                    name,
+                    a["start_frame"],
+                    a["end_frame"],
+                    _fmt_t(a["start_s"]),
+                    _fmt_t(a["end_s"]),
+                    a["frames"],
+                    f"{a['peak']:.6g}",
+                ]
+            )
+    return buf.getvalue()
+
+
+def write_outputs(
+    out: Path, results: dict[str, list[Row]], summary: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """scores.csv, alerts.csv and summary.json in ``out`` (each written atomically)."""
+    alerts = {name: find_alerts(rows) for name, rows in results.items()}
+    atomic_write_text(out / "scores.csv", scores_text(results))
+    atomic_write_text(out / "alerts.csv", alerts_text(alerts))
+    clean = {
+        n: [{k: (None if v != v else v) for k, v in a.items()} for a in al]
+        for n, al in alerts.items()
+    }
+    atomic_write_json(out / "summary.json", {**summary, "alerts": clean})
+    return alerts
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "input"
+
+
+def build_detector(args: argparse.Namespace, live: bool) -> Detector:
+    engine = args.engine if args.engine != "auto" else ("stream" if live else "clip")
+    det = Detector.from_run(
+        args.run,
+        backend=args.backend,
+        precision=args.precision,
+        engine=engine,
+        device=args.device,
+        threshold=args.threshold,
+    )
+    if args.batch_size:
+        det.batch_size = args.batch_size
+    if args.median is not None:
+        det.cfg.score.median = args.median
+    return det
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help=INPUT_HELP)
+    p.add_argument("--run", required=True, help="run directory (config.yaml + checkpoints)")
+    p.add_argument("--out", help="output folder (default RUN/predict/<input name>)")
+    p.add_argument("--threshold", type=float, help="alert threshold (default: threshold.json)")
+    p.add_argument("--overlay", action="store_true", help="write an annotated video")
+    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="torch precision; auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("auto", *ENGINES),
+        default="auto",
+        help="clip = the model's forward on every window (equals `ddlvad test`); stream = "
+        "reuse each frame's encoder features (C3DSU, faster); auto: clip for files, "
+        "stream for live",
+    )
+    p.add_argument("--live", action="store_true", help="play a video file as a live stream")
+    p.add_argument("--max-frames", type=int, default=0, help="live: stop after N frames")
+    p.add_argument("--max-queue", type=int, default=0, help="live: frames queued before drops")
+    p.add_argument("--fps", type=float, default=0.0, help="frame rate for times and --live pace")
+    p.add_argument("--median", type=int, help="median filter window (default: the run's)")
+    p.add_argument("--batch-size", type=int, default=0, help="default: the run's score batch")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--quiet", action="store_true", help="no per-video / per-second lines")
+
+
+def _predict_live(args, det: Detector, target: int | str, out: Path, log) -> tuple[dict, dict]:
+    from ddlvad.live import run_live
+
+    is_file = isinstance(target, str) and "://" not in target
+    pace = (args.fps or open_source(target).fps or 25.0) if is_file else None  # play in real time
+    rows, stats = run_live(
+        det,
+        target,
+        max_frames=args.max_frames,
+        max_queue=args.max_queue,
+        pace=pace,
+        overlay=out / "overlay.mp4" if args.overlay else None,
+        log=log,
+    )
+    name = _safe(Path(target).name if is_file else str(target))
+    return {name: rows}, {name: stats}
+
+
+def _predict_files(args, det: Detector, videos: list, out: Path, log) -> tuple[dict, dict]:
+    results, stats = {}, {}
+    for name, path in videos:
+        ov = out / ("overlay.mp4" if len(videos) == 1 else f"overlay_{name}.mp4")
+        rows, st = predict_file(
+            det, path, fps=args.fps or None, overlay=ov if args.overlay else None
+        )
+        results[name], stats[name] = rows, st
+        log(f"{name}: {st['frames']} frames in {st['seconds']} s ({st['fps']} fps)")
+    return results, stats
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    kind, target = resolve_input(args.input, args.live)
+    det = build_detector(args, kind == "live")
+    out = Path(args.out) if args.out else Path(args.run) / "predict" / _safe(Path(args.input).name)
+    log = (lambda s: None) if args.quiet else print
+    if det.threshold is None:
+        print("ddlvad predict: no threshold (no --threshold and no threshold.json): alerts off")
+    summary: dict[str, Any] = {
+        "input": args.input,
+        "run": str(args.run),
+        "mode": kind,
+        "backend": args.backend,
+        "precision": "bf16" if getattr(det.forward, "bf16", False) else "fp32",
+        "engine": det.engine,
+        "threshold": det.threshold,
+        "threshold_source": det.threshold_source,
+        "median": det.cfg.score.median,
+        "median_rule": "causal (last N scores)" if kind == "live" else "centred (as ddlvad test)",
+        "batch_size": det.batch_size,
+    }
+    go = _predict_live if kind == "live" else _predict_files
+    results, summary["videos"] = go(args, det, target, out, log)
+    alerts = write_outputs(out, results, summary)
+    for name, items in alerts.items():
+        ranges = ", ".join(f"{a['start_frame']}-{a['end_frame']}" for a in items) or "none"
+        log(f"{name}: alerts (frames, inclusive) {ranges}")
+    extra = " and the overlay video" if args.overlay else ""
+    log(f"wrote {out}/scores.csv, alerts.csv, summary.json{extra}")
+    return 0
