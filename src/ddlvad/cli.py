@@ -54,8 +54,27 @@ def build_config(args: argparse.Namespace, base: Config | None = None) -> Config
     return cfg
 
 
+def _strip_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
     from ddlvad.train import train
+
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from ddlvad.distributed import launch
+
+        return launch(args.nproc, _strip_nproc(args.argv))
 
     cfg = build_config(args)
     if not cfg.data.root:
@@ -72,13 +91,27 @@ def cmd_test(args: argparse.Namespace) -> int:
     from ddlvad.evaluate import evaluate
 
     cfg = build_config(args, load_run_config(args.run))
-    m = evaluate(args.run, cfg, progress=not args.quiet)
+    for key in ("patch", "shifted", "median", "normalize", "edge"):
+        if getattr(args, key, None) is not None:  # explicit flags win over --set
+            setattr(cfg.score, key, getattr(args, key))
+    m = evaluate(args.run, cfg, progress=not args.quiet, pixel_stride=args.pixel_stride)
+    s = cfg.score
+    print(
+        f"protocol: patch {s.patch}{' + shifted grid' if s.shifted else ''} | "
+        f"median {s.median or 'off'} | per-video min-max {'on' if s.normalize else 'off'} | "
+        f"edge {s.edge}"
+    )
     print(
         f"frame AUC micro {100 * m['frame_auc_micro']:.2f} | "
         f"micro (per-video min-max) {100 * m['frame_auc_micro_normalized']:.2f} | "
         f"micro (no normalisation) {100 * m['frame_auc_micro_unnormalized']:.2f} | "
         f"macro {100 * m['frame_auc_macro']:.2f} | EER {m['eer']:.3f} | AP {m['ap']:.3f}"
     )
+    if m.get("pixel_auc") is not None:
+        print(
+            f"pixel AUC {100 * m['pixel_auc']:.2f} ({m['pixel_auc_videos']} masked videos, "
+            f"{m['pixel_auc_pixels']} pixels at stride {args.pixel_stride})"
+        )
     print(f"wrote {Path(args.run) / 'metrics.json'} and scores.csv")
     return 0
 
@@ -153,11 +186,32 @@ def make_parser() -> argparse.ArgumentParser:
     _add_data(p)
     p.add_argument("--out", help="run directory (default runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes: relaunch under torchrun with DDP (gloo on CPU, nccl on GPU)",
+    )
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("test", help="score a labelled test split; report AUCs")
     p.add_argument("--run", required=True, help="run directory")
     _add_data(p, preset=False)
+    g = p.add_argument_group("scoring protocol (default: the run's score.* config)")
+    bool_flag = argparse.BooleanOptionalAction
+    g.add_argument("--patch", type=int, help="patch size of the patch-max frame score")
+    g.add_argument("--shifted", action=bool_flag, help="add the patch/2-shifted grid")
+    g.add_argument("--median", type=int, help="median filter window, 0 = off (paper: 17)")
+    g.add_argument("--normalize", action=bool_flag, help="per-video min-max of final scores")
+    g.add_argument(
+        "--edge",
+        choices=["clamp", "copy"],
+        help="edge frames: clamp = repeat the nearest frame in the clip; "
+        "copy = copy the nearest full-window score",
+    )
+    g.add_argument(
+        "--pixel-stride", type=int, default=2, help="pixel AUC: every Nth row/column (1 = all)"
+    )
     p.set_defaults(fn=cmd_test)
 
     p = sub.add_parser("info", help="JSON summary of a dataset root")
@@ -183,6 +237,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.fn(args)
     except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:

@@ -88,6 +88,7 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     max_steps: int = 0  # 0 = no cap (smoke runs use a cap)
     device: str = "auto"
+    amp: bool = False  # bf16 autocast for the forward passes (GPU, or a CPU with bf16)
 
 
 @dataclass

@@ -16,12 +16,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from ddlvad.calibrate import split_holdout, write_threshold
 from ddlvad.checkpoint import load_checkpoint, save_checkpoint
 from ddlvad.config import Config
 from ddlvad.data.clips import MASK_NONE, MASK_RANDOM, MASK_TRACK, TrainClips
+from ddlvad.distributed import (
+    DistContext,
+    barrier,
+    broadcast_flag,
+    init_distributed,
+    local_batch,
+    shutdown,
+)
 from ddlvad.io import atomic_write_json
 from ddlvad.loss import LossParts, ddl_loss
 from ddlvad.models import build_model, model_T
@@ -66,38 +77,61 @@ def build_modules(cfg: Config) -> tuple[torch.nn.Module, PseudoAnomalyCreator]:
 def make_clips(cfg: Config, progress: bool) -> tuple[TrainClips, dict]:
     ds = open_dataset(cfg)
     videos = load_videos(ds.train, cfg, progress)
+    fit = split_holdout(videos, cfg.calib.holdout)[0]  # held-out tails calibrate the threshold
     T = model_T(cfg.model.name, cfg.data.T)
     info: dict[str, Any] = {"train_videos": len(videos)}
     picker = None
     if cfg.pseudo.mode != "none":
         tracks, meta, path = train_tracks(ds.train, videos, cfg, progress)
         picker = MaskPicker(tracks, cfg.pseudo.no_track)
-        lengths = {k: len(v) for k, v in videos.items()}
+        lengths = {k: len(v) for k, v in fit.items()}
         info.update(
             tracks=str(path),
             boxes_per_frame=meta.get("boxes_per_frame"),
             full_track_share=picker.coverage(lengths, T),
         )
-    clips = TrainClips(list(videos.values()), T, picker, names=list(videos), seed=cfg.train.seed)
+    clips = TrainClips(list(fit.values()), T, picker, names=list(fit), seed=cfg.train.seed)
     info["clips"] = len(clips)
     return clips, info
 
 
-def step_loss(model, creator, batch, cfg: Config, device) -> tuple[LossParts, int]:
+class DDLNet(nn.Module):
+    """Model f and pseudo-anomaly creator in one module, so that DDP synchronises the
+    gradient of l together with the network's (l is used outside f)."""
+
+    def __init__(self, model: nn.Module, creator: PseudoAnomalyCreator) -> None:
+        super().__init__()
+        self.model, self.creator = model, creator
+
+    def forward(
+        self, X: torch.Tensor, M: torch.Tensor | None = None, A: torch.Tensor | None = None
+    ):
+        """X, A: (B, C, T, H, W); M: (B, 1, T, H, W) -> f(X), X_A, f(X_A) (None without M)."""
+        y = self.model(X)
+        if M is None:
+            return y, None, None
+        X_A = self.creator(X, M, A)  # eqs (1)-(2)
+        return y, X_A, self.model(X_A)
+
+
+def step_loss(
+    net: nn.Module, creator: PseudoAnomalyCreator, batch: dict, cfg: Config, device: torch.device
+) -> tuple[LossParts, int]:
     """One forward of eqs (1)-(7) on a batch; returns the loss parts and #masked clips."""
     X = batch["X"].to(device)  # (B, C, T, H, W)
     t = X.shape[2] // 2
     x_t = X[:, :, t]  # (B, C, H, W): the frame to reconstruct
-    y = model(X)
     masked = int((batch["kind"] != MASK_NONE).sum())
-    if not creator.enabled or masked == 0:
+    use = creator.enabled and masked > 0
+    M = batch["M"].to(device) if use else None  # (B, 1, T, H, W)
+    A = batch["A"].to(device) if use and "A" in batch else None
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
+        y, X_A, ya = net(X, M, A)
+    y, ya = y.float(), (ya.float() if ya is not None else None)
+    if not use:
         return ddl_loss(x_t, y), 0
-    M = batch["M"].to(device)  # (B, 1, T, H, W)
-    X_A = creator(X, M)
-    ya = model(X_A)
-    parts = ddl_loss(
-        x_t, y, X_A[:, :, t], ya, M[:, 0, t], lam=cfg.loss.lam, eps=cfg.loss.eps, norm=cfg.loss.norm
-    )
+    lc = cfg.loss
+    parts = ddl_loss(x_t, y, X_A[:, :, t], ya, M[:, 0, t], lam=lc.lam, eps=lc.eps, norm=lc.norm)
     return parts, masked
 
 
@@ -125,26 +159,48 @@ class CsvLog:
         self.f.close()
 
 
+def _setup(cfg: Config, ctx: DistContext, run_dir: Path, progress: bool):
+    """Data (rank 0 first: it builds caches and tracks), modules, optimiser, schedule."""
+    tc = cfg.train
+    if not ctx.is_main:
+        barrier(ctx)
+    clips, info = make_clips(cfg, progress and ctx.is_main)  # validates data before writing
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.dump(run_dir / "config.yaml")
+        barrier(ctx)
+    model, creator = build_modules(cfg)
+    net = DDLNet(model, creator).to(ctx.device)
+    opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
+    sched = torch.optim.lr_scheduler.StepLR(
+        opt, step_size=max(1, int(tc.step_frac * tc.epochs)), gamma=tc.gamma
+    )
+    return clips, info, net, opt, sched
+
+
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train into ``run_dir``; returns a summary dict (also written to train_summary.json)."""
+    """Train into ``run_dir``; returns a summary dict (also written to train_summary.json).
+
+    Under torchrun (WORLD_SIZE > 1) every rank trains on its share of each global batch;
+    only rank 0 writes logs, checkpoints and the summary.
+    """
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     tc = cfg.train
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)
-    device = pick_device(tc.device)
-    clips, info = make_clips(cfg, progress)  # validates the data before anything is written
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.dump(run_dir / "config.yaml")
-    model, creator = build_modules(cfg)
-    model.to(device)
-    creator.to(device)
-    params = list(model.parameters()) + list(creator.parameters())
-    opt = torch.optim.Adam(params, lr=tc.lr)
-    sched = torch.optim.lr_scheduler.StepLR(
-        opt, step_size=max(1, int(tc.step_frac * tc.epochs)), gamma=tc.gamma
-    )
+    ctx = init_distributed(tc.device)
+    try:
+        return _train(cfg, run_dir, ckpt_path, ctx, resume, progress and ctx.is_main)
+    finally:
+        shutdown(ctx)
+
+
+def _train(cfg, run_dir, ckpt_path, ctx, resume, progress) -> dict:
+    tc = cfg.train
+    clips, info, net, opt, sched = _setup(cfg, ctx, run_dir, progress)
+    model, creator = net.model, net.creator
     start_epoch, step = 0, 0
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, cfg)
@@ -154,64 +210,83 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
         sched.load_state_dict(ck["sched"])
         start_epoch, step = ck["epoch"] + 1, ck["step"]
         torch.set_rng_state(ck["rng"])
-    log = CsvLog(run_dir / "train_log.csv", LOG_FIELDS, step if resume else 0)
-    slog = CsvLog(run_dir / "sigma.csv", ["epoch", "step", "sigma"], step if resume else 0)
+    ddp = DDP(net, find_unused_parameters=creator.enabled) if ctx.enabled else net
+    logs = None
+    if ctx.is_main:
+        logs = (
+            CsvLog(run_dir / "train_log.csv", LOG_FIELDS, step if resume else 0),
+            CsvLog(run_dir / "sigma.csv", ["epoch", "step", "sigma"], step if resume else 0),
+        )
     counts = {"track": 0, "random": 0, "none": 0}
     t0 = time.perf_counter()
     try:
         for epoch in range(start_epoch, tc.epochs):
             step = _run_epoch(
-                cfg, model, creator, opt, clips, epoch, step, device, log, slog, counts, progress
+                cfg, ddp, creator, opt, clips, epoch, step, ctx, logs, counts, progress
             )
             sched.step()
-            save_checkpoint(
-                ckpt_path,
-                cfg,
-                model=model,
-                creator=creator,
-                optim=opt,
-                sched=sched,
-                epoch=epoch,
-                step=step,
-            )
+            if ctx.is_main:
+                save_checkpoint(
+                    ckpt_path,
+                    cfg,
+                    model=model,
+                    creator=creator,
+                    optim=opt,
+                    sched=sched,
+                    epoch=epoch,
+                    step=step,
+                )
+            barrier(ctx)
             if tc.max_steps and step >= tc.max_steps:
                 break
     finally:
-        log.close()
-        slog.close()
+        for log in logs or ():
+            log.close()
+    sigma = float(creator.sigma().detach()) if creator.enabled else None
     summary = {
         **info,
         "steps": step,
         "seconds": round(time.perf_counter() - t0, 1),
-        "sigma": float(creator.sigma().detach()) if creator.enabled else None,
+        "sigma": sigma,
         "mask_counts": counts,
         "params": sum(p.numel() for p in model.parameters()),
+        "world_size": ctx.world_size,
     }
-    atomic_write_json(run_dir / "train_summary.json", summary)
-    if creator.mode == "dynamic" and step > 0:
-        plot_sigma_trajectory(run_dir / "sigma.csv", run_dir / "plots" / "sigma_trajectory.png")
+    if ctx.enabled:  # the learned l is one parameter: every rank must hold the same value
+        per_rank: list = [None] * ctx.world_size
+        torch.distributed.all_gather_object(per_rank, sigma)
+        summary["sigma_per_rank"] = per_rank
+    if ctx.is_main:
+        atomic_write_json(run_dir / "train_summary.json", summary)
+        write_threshold(run_dir, cfg, model, ctx.device, progress)  # threshold.json for predict
+        if creator.mode == "dynamic" and step > 0:
+            plot_sigma_trajectory(run_dir / "sigma.csv", run_dir / "plots" / "sigma_trajectory.png")
     return summary
 
 
-def _run_epoch(
-    cfg, model, creator, opt, clips, epoch, step, device, log, slog, counts, progress
-) -> int:
+def _run_epoch(cfg, net, creator, opt, clips, epoch, step, ctx, logs, counts, progress) -> int:
     tc = cfg.train
     clips.set_epoch(epoch)
-    g = torch.Generator().manual_seed(tc.seed * 100_003 + epoch)
-    loader = DataLoader(
+    # The same permutation as a single process: rank r takes every world_size-th clip, so
+    # the union of the ranks' k-th batches is the single-process k-th global batch.
+    sampler = DistributedSampler(
         clips,
-        batch_size=tc.batch_size,
+        num_replicas=ctx.world_size,
+        rank=ctx.rank,
         shuffle=True,
-        generator=g,
-        num_workers=tc.workers,
-        drop_last=len(clips) > tc.batch_size,
+        seed=tc.seed * 100_003,
+        drop_last=True,
     )
-    model.train()
+    sampler.set_epoch(epoch)
+    b = local_batch(tc.batch_size, ctx)
+    loader = DataLoader(
+        clips, batch_size=b, sampler=sampler, num_workers=tc.workers, drop_last=len(sampler) > b
+    )
+    net.train()
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, leave=False)
     for batch in bar:
-        parts, masked = step_loss(model, creator, batch, cfg, device)
-        if not torch.isfinite(parts.total):
+        parts, masked = step_loss(net, creator, batch, cfg, ctx.device)
+        if broadcast_flag(ctx, not bool(torch.isfinite(parts.total))):
             raise NonFiniteLoss(
                 f"non-finite loss at epoch {epoch + 1}, step {step + 1} "
                 f"(recon={float(parts.recon)}, dist={float(parts.dist)}); the last good "
@@ -221,31 +296,38 @@ def _run_epoch(
         parts.total.backward()
         opt.step()
         step += 1
-        kinds = batch["kind"]
-        counts["track"] += int((kinds == MASK_TRACK).sum())
-        counts["random"] += int((kinds == MASK_RANDOM).sum())
-        counts["none"] += int((kinds == MASK_NONE).sum())
-        sigma = float(creator.sigma().detach()) if creator.enabled else math.nan
-        v = {
-            k: f"{float(getattr(parts, k).detach()):.6g}"
-            for k in ("total", "recon", "dist", "P", "N")
-        }
-        row = {
-            "epoch": epoch,
-            "step": step,
-            "loss": v["total"],
-            "recon": v["recon"],
-            "dist": v["dist"],
-            "P": v["P"],
-            "N": v["N"],
-            "sigma": f"{sigma:.6g}",
-            "lr": f"{opt.param_groups[0]['lr']:.3g}",
-            "masked": masked,
-        }
-        log.write(row)
-        if creator.enabled:
-            slog.write({"epoch": epoch, "step": step, "sigma": row["sigma"]})
-        bar.set_postfix(recon=row["recon"], dist=row["dist"], sigma=row["sigma"])
+        _count(batch["kind"], counts)
+        if logs is not None:
+            row = _log_row(parts, creator, opt, epoch, step, masked)
+            logs[0].write(row)
+            if creator.enabled:
+                logs[1].write({"epoch": epoch, "step": step, "sigma": row["sigma"]})
+            bar.set_postfix(recon=row["recon"], dist=row["dist"], sigma=row["sigma"])
         if tc.max_steps and step >= tc.max_steps:
             break
     return step
+
+
+def _count(kinds: torch.Tensor, counts: dict[str, int]) -> None:
+    counts["track"] += int((kinds == MASK_TRACK).sum())
+    counts["random"] += int((kinds == MASK_RANDOM).sum())
+    counts["none"] += int((kinds == MASK_NONE).sum())
+
+
+def _log_row(parts: LossParts, creator, opt, epoch: int, step: int, masked: int) -> dict:
+    sigma = float(creator.sigma().detach()) if creator.enabled else math.nan
+    v = {
+        k: f"{float(getattr(parts, k).detach()):.6g}" for k in ("total", "recon", "dist", "P", "N")
+    }
+    return {
+        "epoch": epoch,
+        "step": step,
+        "loss": v["total"],
+        "recon": v["recon"],
+        "dist": v["dist"],
+        "P": v["P"],
+        "N": v["N"],
+        "sigma": f"{sigma:.6g}",
+        "lr": f"{opt.param_groups[0]['lr']:.3g}",
+        "masked": masked,
+    }

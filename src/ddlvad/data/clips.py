@@ -64,20 +64,19 @@ class TrainClips(Dataset):
         X = to_tensor(self.videos[vi][t - r : t + r + 1])  # (C, T, H, W)
         _, T, H, W = X.shape
         M = torch.zeros(1, T, H, W)
+        item = {"X": X, "M": M, "video": torch.tensor(vi), "t": torch.tensor(t)}
         kind = MASK_NONE
         if self.picker is not None:
+            # Mask choice and noise A ~ U(0, 1) depend on (seed, epoch, clip) only, so they
+            # are the same whatever the batch split: resumed and DDP runs see the same X_A.
             rng = np.random.default_rng([self.seed, self.epoch, i])
             boxes, kind = self.picker.pick(self.names[vi], t, T, rng)
             for k, box in enumerate(boxes if boxes is not None else []):
                 x1, y1, x2, y2 = box_to_pixels(box, H, W)
                 M[0, k, y1:y2, x1:x2] = 1.0
-        return {
-            "X": X,
-            "M": M,
-            "kind": torch.tensor(kind),
-            "video": torch.tensor(vi),
-            "t": torch.tensor(t),
-        }
+            item["A"] = torch.from_numpy(rng.random(X.shape, dtype=np.float32))
+        item["kind"] = torch.tensor(kind)
+        return item
 
 
 def box_to_pixels(box, H: int, W: int) -> tuple[int, int, int, int]:

@@ -20,7 +20,7 @@ def draw_tracks(frame: np.ndarray, boxes: dict[int, list[float]]) -> np.ndarray:
     """(H, W, C) uint8 frame + {tid: normalised box} -> BGR overlay, upscaled for reading."""
     img = frame if frame.shape[-1] == 3 else np.repeat(frame, 3, axis=-1)
     img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR)
-    scale = max(1, 360 // img.shape[0])
+    scale = max(1, 512 // img.shape[0])
     img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     H, W = img.shape[:2]
     for tid, (x1, y1, x2, y2) in boxes.items():
