@@ -155,6 +155,13 @@ def export_tmp(model, cfg, folder: str) -> Path | None:
         return None
 
 
+HEADER = (
+    f"{'variant':34s} {'batch':>5s} {'fps':>8s} {'ms/batch':>9s} {'ms/frame':>9s} "
+    f"{'GFLOP/f':>8s} {'GFLOP/s':>8s} {'%peak':>6s} {'n':>3s}"
+)
+RATIO: dict[str, float] = {}  # bf16 / fp32 time per frame, by engine, from earlier rows
+
+
 def bench_preset(name: str, args, peak: float) -> None:
     cfg = load_preset(name)
     d, m = cfg.data, cfg.model
@@ -162,30 +169,15 @@ def bench_preset(name: str, args, peak: float) -> None:
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(
         f"\n== preset {name}: {d.height}x{d.width}x{d.channels}, T={d.T}, {m.name} latent "
-        f"{m.latent}, {params:.1f} M params =="
+        f"{m.latent}, {params:.1f} M params ==\n{HEADER}"
     )
-    print(
-        f"{'variant':34s} {'batch':>5s} {'fps':>8s} {'ms/batch':>9s} {'ms/frame':>9s} "
-        f"{'GFLOP/f':>8s} {'GFLOP/s':>8s} {'%peak':>6s} {'n':>3s}"
-    )
-    last: dict[str, float] = {}
+    last: dict[str, float] = {}  # variant -> seconds per frame at the last batch measured
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = None if args.no_onnx else export_tmp(model, cfg, tmp)
         for B in BATCHES.get(name, (1, 8)):
             for variant, (fn, f) in engines(model, cfg, B, onnx_path).items():
-                if _too_slow(variant, last, args.budget, B):
-                    continue
-                sec, n = measure(fn, args.budget)
-                last[variant] = sec / B
-                if "bf16" in variant:
-                    RATIO[variant.split()[-1]] = (
-                        last[variant] / last[variant.replace("bf16", "fp32")]
-                    )
-                gfs = f * B / sec / 1e9
-                print(
-                    f"{variant:34s} {B:5d} {B / sec:8.1f} {1000 * sec:9.1f} {1000 * sec / B:9.2f} "
-                    f"{f / 1e9:8.3f} {gfs:8.1f} {100 * gfs / peak:6.1f} {n:3d}"
-                )
+                if not _too_slow(variant, last, args.max_call, B):
+                    _row(variant, B, fn, f, last, args.budget, peak)
             if name != "paper" and B > 1:
                 frames = max(args.frames, 2 * B)
                 for variant, fn in predict_rows(model, cfg, B, frames).items():
@@ -196,24 +188,31 @@ def bench_preset(name: str, args, peak: float) -> None:
                     )
 
 
-RATIO: dict[str, float] = {}  # bf16 / fp32 time per frame, by engine, from earlier rows
-
-
-def _too_slow(variant: str, last: dict[str, float], budget: float, B: int) -> bool:
-    """Skip a bf16 row whose estimated time per batch exceeds 3 budgets (without native bf16
-    it can be 10x slower than fp32): estimated from this preset's smaller batch, or from
-    fp32 x the bf16/fp32 ratio of an earlier preset."""
+def _row(variant: str, B: int, fn, f: float, last: dict, budget: float, peak: float) -> None:
+    sec, n = measure(fn, budget)
+    last[variant] = sec / B
     fp32 = variant.replace("bf16", "fp32")
-    if "bf16" not in variant or fp32 not in last:
-        return False
-    engine = variant.split()[-1]
+    if "bf16" in variant and fp32 in last:
+        RATIO[variant.split()[-1]] = last[variant] / last[fp32]
+    gfs = f * B / sec / 1e9
+    print(
+        f"{variant:34s} {B:5d} {B / sec:8.1f} {1000 * sec:9.1f} {1000 * sec / B:9.2f} "
+        f"{f / 1e9:8.3f} {gfs:8.1f} {100 * gfs / peak:6.1f} {n:3d}"
+    )
+
+
+def _too_slow(variant: str, last: dict[str, float], max_call: float, B: int) -> bool:
+    """Skip a row whose estimated seconds per batch exceed ``max_call``: from the same variant
+    at a smaller batch, or for bf16 (10x slower than fp32 without native bf16) from fp32 x
+    the bf16/fp32 ratio measured on an earlier preset."""
+    fp32, engine = variant.replace("bf16", "fp32"), variant.split()[-1]
     if variant in last:
         est = B * last[variant]
-    elif engine in RATIO:
+    elif "bf16" in variant and fp32 in last and engine in RATIO:
         est = B * last[fp32] * RATIO[engine]
     else:
         return False
-    if est > 3 * budget:
+    if est > max_call:
         print(f"{variant:34s} {B:5d}   skipped: about {est:.0f} s per batch (estimated)")
         return True
     return False
@@ -223,6 +222,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--presets", default="cpu,paper", help="comma-separated preset names")
     ap.add_argument("--budget", type=float, default=3.0, help="seconds per measurement")
+    ap.add_argument(
+        "--max-call", type=float, default=20.0, help="skip rows estimated slower (s/batch)"
+    )
     ap.add_argument("--frames", type=int, default=64, help="frames per predict row")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     ap.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime rows")

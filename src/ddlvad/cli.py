@@ -82,6 +82,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     if args.resume and (run_dir / "config.yaml").exists():
         cfg = build_config(args, load_run_config(run_dir))
+    if cfg.data.scene == "all":
+        from ddlvad.scenes import train_scenes
+
+        out = train_scenes(cfg, run_dir, resume=args.resume, progress=not args.quiet)
+        print(json.dumps({"runs": str(run_dir), "scenes": list(out)}, indent=2))
+        return 0
     summary = train(cfg, run_dir, resume=args.resume, progress=not args.quiet)
     print(json.dumps({"run": str(run_dir), **summary}, indent=2))
     return 0
@@ -89,7 +95,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from ddlvad.evaluate import evaluate
+    from ddlvad.scenes import scene_dirs, test_scenes
 
+    if scene_dirs(args.run):  # a --scene all folder: one run per scene
+        over = parse_set(args.set or [])
+        for key in ("patch", "shifted", "median", "normalize", "edge"):
+            if getattr(args, key, None) is not None:
+                over[f"score.{key}"] = getattr(args, key)
+        doc = test_scenes(Path(args.run), over, progress=not args.quiet)
+        for scene, m in doc["scenes"].items():
+            print(f"scene {scene}: frame AUC micro {100 * m['frame_auc_micro']:.2f}")
+        print(
+            f"median over {len(doc['scenes'])} scenes: "
+            f"{100 * doc['median_frame_auc_micro']:.2f} (wrote {args.run}/scenes.json)"
+        )
+        return 0
     cfg = build_config(args, load_run_config(args.run))
     for key in ("patch", "shifted", "median", "normalize", "edge"):
         if getattr(args, key, None) is not None:  # explicit flags win over --set

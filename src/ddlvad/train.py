@@ -25,6 +25,7 @@ from ddlvad.calibrate import split_holdout, write_threshold
 from ddlvad.checkpoint import load_checkpoint, save_checkpoint
 from ddlvad.config import Config
 from ddlvad.data.clips import MASK_NONE, MASK_RANDOM, MASK_TRACK, TrainClips
+from ddlvad.data.layouts import check_clip_length
 from ddlvad.distributed import (
     DistContext,
     barrier,
@@ -76,6 +77,9 @@ def build_modules(cfg: Config) -> tuple[torch.nn.Module, PseudoAnomalyCreator]:
 
 def make_clips(cfg: Config, progress: bool) -> tuple[TrainClips, dict]:
     ds = open_dataset(cfg)
+    if not ds.train:
+        raise ValueError(f"{cfg.data.root}: no training videos (layout {ds.layout})")
+    check_clip_length(ds.train, model_T(cfg.model.name, cfg.data.T))
     videos = load_videos(ds.train, cfg, progress)
     fit = split_holdout(videos, cfg.calib.holdout)[0]  # held-out tails calibrate the threshold
     T = model_T(cfg.model.name, cfg.data.T)

@@ -210,3 +210,30 @@ def generate(root: str | Path, spec: SceneSpec | None = None) -> Path:
 
 def read_true_boxes(root: str | Path, split: str = "training") -> dict[str, list]:
     return json.loads((Path(root) / "boxes.json").read_text())[split]
+
+
+def generate_multiscene(
+    root: str | Path, scenes: tuple[str, ...] = ("camA", "camB"), spec: SceneSpec | None = None
+) -> Path:
+    """Several cameras in the ``folder`` layout: ``train/<cam>_<NN>/``, ``test/<cam>_<NN>/``
+    and ``labels.csv`` (``video,start,end``, 1-based inclusive). Each camera has its own
+    background (seed + camera index)."""
+    spec = spec or SceneSpec()
+    root = Path(root)
+    rows = ["video,start,end"]
+    for ci, cam in enumerate(scenes):
+        s = SceneSpec(**{**spec.__dict__, "seed": spec.seed + 1000 * ci})
+        rng = np.random.default_rng(s.seed)
+        bg = make_background(s, rng)
+        for i in range(s.train_videos):
+            frames = render_video(s, bg, rng, None)[0]
+            _write_frames(root / "train" / f"{cam}_{i + 1:02d}", frames)
+        for i in range(s.test_videos):
+            kind = s.anomalies[i % len(s.anomalies)] if s.anomalies else None
+            frames, labels, _, _ = render_video(s, bg, rng, kind)
+            name = f"{cam}_{i + 1:02d}"
+            _write_frames(root / "test" / name, frames)
+            ranges = label_ranges(labels).astype(int).T
+            rows += [f"{name},{a},{b}" for a, b in ranges] or [f"{name},,"]
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root

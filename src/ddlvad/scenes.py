@@ -1,0 +1,68 @@
+"""One model per scene (ShanghaiTech) or camera (``folder``), as the paper does.
+
+``ddlvad train --scene all`` trains ``<out>/scene_<id>/`` for every scene in sequence (a
+finished scene is skipped, an interrupted one resumes); ``ddlvad test --run <out>`` on such
+a folder tests each scene and reports per-scene AUC and the median over scenes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ddlvad.config import Config
+from ddlvad.data.layouts import list_scenes
+from ddlvad.io import atomic_write_json
+
+PREFIX = "scene_"
+
+
+def scene_dirs(out: str | Path) -> list[Path]:
+    """The per-scene run directories under ``out`` (empty if it is a single run)."""
+    out = Path(out)
+    if (out / "config.yaml").exists() or not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir() if p.name.startswith(PREFIX) and p.is_dir())
+
+
+def train_scenes(cfg: Config, out: Path, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train one run per scene of ``cfg.data.root``; returns {scene: summary}."""
+    from ddlvad.train import train
+
+    scenes = list_scenes(cfg.data.root, cfg.data.layout)
+    if not scenes:
+        raise ValueError(f"{cfg.data.root}: no scenes or camera groups found for --scene all")
+    summaries = {}
+    for s in scenes:
+        run = out / f"{PREFIX}{s}"
+        if (run / "train_summary.json").exists():
+            summaries[s] = json.loads((run / "train_summary.json").read_text())
+            continue
+        c = copy.deepcopy(cfg)
+        c.data.scene, c.name = s, f"{cfg.name}_{s}"
+        ckpt = (run / "checkpoints" / "last.pt").exists()
+        summaries[s] = train(c, run, resume=resume or ckpt, progress=progress)
+    return summaries
+
+
+def test_scenes(out: Path, overrides: dict | None = None, *, progress: bool = True) -> dict:
+    """Test every scene run under ``out``; write ``out/scenes.json`` with the median AUC."""
+    from ddlvad.config import apply_overrides, load_run_config
+    from ddlvad.evaluate import evaluate
+
+    per = {}
+    for run in scene_dirs(out):
+        cfg = apply_overrides(load_run_config(run), overrides or {})
+        m = evaluate(run, cfg, progress=progress)
+        per[run.name[len(PREFIX) :]] = {
+            k: m[k] for k in ("frame_auc_micro", "frame_auc_macro", "frames", "anomalous_frames")
+        }
+    if not per:
+        raise ValueError(f"{out}: no {PREFIX}* run directories to test")
+    aucs = [v["frame_auc_micro"] for v in per.values() if v["frame_auc_micro"] is not None]
+    doc = {"scenes": per, "median_frame_auc_micro": float(np.median(aucs)) if aucs else None}
+    atomic_write_json(Path(out) / "scenes.json", doc)
+    return doc
