@@ -186,3 +186,22 @@ def test_cache_progress_bar_and_mixed_sizes_leave_no_entry(tmp_path, capsys):
     assert "cache v" in capsys.readouterr().err  # the progress bar ran
     (d / "2.png").unlink()
     assert cache.load(d, 8, 8, 1).shape == (2, 8, 8, 1)
+
+
+def test_atomic_write_keeps_umask_mode_and_cleans_up(tmp_path):
+    import os
+
+    from ddlvad.io import atomic_write, atomic_write_text
+
+    p = atomic_write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == 0o666 & ~mask
+
+    def boom(tmp: str) -> None:
+        open(tmp, "w").write("partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "b.txt", boom)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["a.txt"]
