@@ -4,12 +4,14 @@
     python bench/inference.py --presets tiny --budget 0.5   # smoke run, seconds
 
 For each preset (random weights: speed does not depend on them) and each batch size:
-  torch fp32 / torch bf16 autocast / onnxruntime fp32, with the ``clip`` engine (the model's
-  forward on every T-frame window, as ``ddlvad test``), and torch with the ``stream`` engine
+  torch fp32 / torch bf16 autocast / onnxruntime fp32, each with the ``clip`` engine (the
+  model's forward on every T-frame window, as ``ddlvad test``) and the ``stream`` engine
   (each frame encoded once, see ``ddlvad.detector``); plus ``predict`` rows that push frames
   through the detector's ``FrameScorer`` (windows, batching, error maps, patch max; no
   decoding). fps = frames / wall time of a batch; latency = wall time of one batch (the time
   a frame waits for its result once its window is complete); ms/frame = latency / batch.
+  Then, except for the paper preset, one single-threaded process per core at once (cameras
+  split between processes): the aggregate fps of the stream-engine predict rows.
 
 FLOPs per frame are counted with torch.utils.flop_counter.FlopCounterMode (2 per multiply-add,
 convolutions and matmuls only). Peak fp32 = physical cores used x clock x FLOPs/cycle/core,
@@ -21,6 +23,7 @@ which reports no boost clock). bf16 rows are compared with the same fp32 peak.
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import re
 import statistics
@@ -35,35 +38,43 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddlvad.config import load_preset
-from ddlvad.detector import Detector, OrtForward, TorchForward, native_bf16
+from ddlvad.detector import ONNX_FILE, ONNX_STREAM_FILES, Detector, TorchForward, native_bf16
+from ddlvad.export import OrtForward, OrtStreamForward
 from ddlvad.train import build_modules
 
 BATCHES = {"cpu": (1, 16), "paper": (1, 2), "demo": (1, 16), "tiny": (1, 8)}
 
 
+def _field(name: str, text: str) -> str | None:
+    m = re.search(rf"^{name}\s*:\s*(.+)$", text, re.M)
+    return m.group(1).strip() if m else None
+
+
+def _lscpu() -> str:
+    return subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+
+
+def cpu_cores() -> int:
+    """Physical cores: cores per socket x sockets (lscpu)."""
+    out = _lscpu()
+    return int(_field(r"Core\(s\) per socket", out) or 1) * int(_field(r"Socket\(s\)", out) or 1)
+
+
 def cpu_peak(threads: int) -> tuple[float, str]:
     """(peak fp32 GFLOP/s, how it was derived) for ``threads`` torch threads."""
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-
-    def field(name: str, text: str = lscpu) -> str | None:
-        m = re.search(rf"^{name}\s*:\s*(.+)$", text, re.M)
-        return m.group(1).strip() if m else None
-
-    cores = int(field("Core\\(s\\) per socket") or 1) * int(field("Socket\\(s\\)") or 1)
-    mhz_src = "lscpu max MHz"
-    mhz = field("CPU max MHz")
+    mhz, mhz_src = _field("CPU max MHz", _lscpu()), "lscpu max MHz"
     if not mhz:
-        mhz, mhz_src = field("cpu MHz", info), "cpuinfo MHz (no max MHz reported)"
+        mhz, mhz_src = _field("cpu MHz", info), "cpuinfo MHz (no max MHz reported)"
     ghz = float(mhz or 0) / 1000
-    flags = set((field("flags", info) or "").split())
+    flags = set((_field("flags", info) or "").split())
     if "avx512f" in flags:
         fpc, isa = 64, "AVX-512: 2 FMA x 16 fp32 x 2"
     elif {"avx2", "fma"} <= flags:
         fpc, isa = 32, "AVX2+FMA: 2 FMA x 8 fp32 x 2"
     else:
         fpc, isa = 8, "SSE: 2 x 4 fp32"
-    used = min(threads, cores)
+    used = min(threads, cpu_cores())
     peak = used * ghz * fpc
     how = f"{used} cores x {ghz:.3f} GHz ({mhz_src}) x {fpc} FLOPs/cycle ({isa}) = {peak:.1f}"
     return peak, how
@@ -103,13 +114,13 @@ def measure(fn: Callable[[], object], budget: float) -> tuple[float, int]:
     return statistics.median(times), len(times)
 
 
-def stream_step(fw: TorchForward, x: torch.Tensor, T: int) -> torch.Tensor:
+def stream_step(fw, x: torch.Tensor, T: int) -> torch.Tensor:
     """Stream engine in steady state: encode the B new frames (B, C, H, W), decode B windows."""
     feats = fw.encode(x)
     return fw.head([f[:, :, None].expand(-1, -1, T, -1, -1) for f in feats])
 
 
-def engines(model, cfg, B: int, onnx_path: Path | None) -> dict:
+def engines(model, cfg, B: int, onnx_dir: Path | None) -> dict:
     """variant -> (callable running one batch of B frames, FLOPs per frame)."""
     d, T = cfg.data, model.T
     g = torch.Generator().manual_seed(0)
@@ -122,34 +133,42 @@ def engines(model, cfg, B: int, onnx_path: Path | None) -> dict:
         out[f"torch {name} clip"] = (lambda fw=fw: fw(X), clip_f)
         if T > 1:
             out[f"torch {name} stream"] = (lambda fw=fw: stream_step(fw, x, T), stream_f)
-    if onnx_path is not None:
-        ort = OrtForward(onnx_path)
+    if onnx_dir is not None:
+        ort = OrtForward(onnx_dir / ONNX_FILE)
         out["onnxruntime fp32 clip"] = (lambda: ort(X), clip_f)
+        if T > 1:
+            ort_s = OrtStreamForward(*(onnx_dir / n for n in ONNX_STREAM_FILES))
+            out["onnxruntime fp32 stream"] = (lambda: stream_step(ort_s, x, T), stream_f)
     return out
 
 
-def predict_rows(model, cfg, B: int, frames: int):
-    """FrameScorer end to end on ``frames`` random working-size frames, per engine."""
+def predict_rows(model, cfg, B: int, frames: int, onnx_dir: Path | None) -> dict:
+    """Detector.score end to end (windows, batching, error maps, patch max; no decoding) on
+    ``frames`` random working-size frames, per backend and engine."""
     d = cfg.data
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (frames, d.height, d.width, d.channels), dtype=np.uint8)
     cfg.score.batch_size = B
+    fws = {"torch": TorchForward(model, "fp32", "cpu")}
+    if onnx_dir is not None:
+        fws["onnxruntime"] = OrtStreamForward(*(onnx_dir / n for n in ONNX_STREAM_FILES))
     rows = {}
-    for engine in ("clip", "stream"):
-        det = Detector(cfg, TorchForward(model, "fp32", "cpu"), engine=engine)
-        rows[f"predict fp32 {engine} ({frames} frames)"] = lambda det=det: det.score(video)
+    for (backend, fw), engine in ((f, e) for f in fws.items() for e in ("clip", "stream")):
+        if backend == "onnxruntime" and engine == "clip":
+            fw = OrtForward(onnx_dir / ONNX_FILE)
+        det = Detector(cfg, fw, engine=engine)
+        rows[f"predict {backend} {engine} ({frames} fr)"] = lambda det=det: det.score(video)
     return rows
 
 
 def export_tmp(model, cfg, folder: str) -> Path | None:
+    """The run's ONNX graphs (see ``ddlvad.export``) in ``folder``; None without onnx."""
     try:
-        from ddlvad.export import _write_onnx
+        from ddlvad.export import onnx_graphs, save_onnx
 
-        d = cfg.data
-        path = Path(folder) / "model.onnx"
-        X = torch.rand(1, d.channels, model.T, d.height, d.width)
-        _write_onnx(model, X, str(path), 17, {})
-        return path
+        for name, module, args, names in onnx_graphs(model, cfg):
+            save_onnx(Path(folder) / name, module, args, names, {})
+        return Path(folder)
     except ImportError as e:
         print(f"  onnxruntime rows skipped: {e}")
         return None
@@ -160,6 +179,17 @@ HEADER = (
     f"{'GFLOP/f':>8s} {'GFLOP/s':>8s} {'%peak':>6s} {'n':>3s}"
 )
 RATIO: dict[str, float] = {}  # bf16 / fp32 time per frame, by engine, from earlier rows
+
+
+def probe_bf16() -> float:
+    """bf16-autocast / fp32 time of a mid-sized conv, so slow bf16 rows can be skipped."""
+    conv = torch.nn.Conv2d(32, 32, 3, padding=1).eval()
+    x = torch.rand(4, 32, 64, 64)
+    times = {}
+    for name in ("fp32", "bf16"):
+        fw = TorchForward(conv, name, "cpu")
+        times[name] = measure(lambda fw=fw: fw(x), 0.3)[0]
+    return times["bf16"] / times["fp32"]
 
 
 def bench_preset(name: str, args, peak: float) -> None:
@@ -173,14 +203,14 @@ def bench_preset(name: str, args, peak: float) -> None:
     )
     last: dict[str, float] = {}  # variant -> seconds per frame at the last batch measured
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = None if args.no_onnx else export_tmp(model, cfg, tmp)
+        onnx_dir = None if args.no_onnx else export_tmp(model, cfg, tmp)
         for B in BATCHES.get(name, (1, 8)):
-            for variant, (fn, f) in engines(model, cfg, B, onnx_path).items():
+            for variant, (fn, f) in engines(model, cfg, B, onnx_dir).items():
                 if not _too_slow(variant, last, args.max_call, B):
                     _row(variant, B, fn, f, last, args.budget, peak)
             if name != "paper" and B > 1:
                 frames = max(args.frames, 2 * B)
-                for variant, fn in predict_rows(model, cfg, B, frames).items():
+                for variant, fn in predict_rows(model, cfg, B, frames, onnx_dir).items():
                     sec, n = measure(fn, args.budget)
                     print(
                         f"{variant:34s} {B:5d} {frames / sec:8.1f} {'':9s} "
@@ -218,6 +248,37 @@ def _too_slow(variant: str, last: dict[str, float], max_call: float, B: int) -> 
     return False
 
 
+def _worker(preset: str, frames: int, budget: float, onnx: bool, barrier, queue) -> None:
+    """One single-threaded process: fps of the stream-engine predict rows."""
+    torch.set_num_threads(1)
+    cfg = load_preset(preset)
+    model = build_modules(cfg)[0].eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_dir = export_tmp(model, cfg, tmp) if onnx else None
+        rows = predict_rows(model, cfg, BATCHES[preset][-1], frames, onnx_dir)
+        barrier.wait()  # every process measures at the same time
+        queue.put({k: frames / measure(fn, budget)[0] for k, fn in rows.items() if "stream" in k})
+
+
+def bench_parallel(preset: str, workers: int, args) -> None:
+    """``workers`` single-threaded processes at once (one per core, cameras split between
+    them): per-process and aggregate fps of ``predict`` with the stream engine."""
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(workers), ctx.Queue()
+    a = (preset, 2 * args.frames, 2 * args.budget, not args.no_onnx, barrier, queue)
+    procs = [ctx.Process(target=_worker, args=a) for _ in range(workers)]
+    for pr in procs:
+        pr.start()
+    res = [queue.get() for _ in procs]
+    for pr in procs:
+        pr.join()
+    B = BATCHES[preset][-1]
+    print(f"\n== {workers} processes x 1 thread at once, preset {preset}, batch {B} ==")
+    for k in res[0]:
+        each = ", ".join(f"{r[k]:.1f}" for r in res)
+        print(f"{k:34s} aggregate {sum(r[k] for r in res):7.1f} fps (per process: {each})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--presets", default="cpu,paper", help="comma-separated preset names")
@@ -228,6 +289,9 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=64, help="frames per predict row")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     ap.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime rows")
+    ap.add_argument(
+        "--workers", type=int, default=-1, help="parallel 1-thread processes (-1: one per core)"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -237,9 +301,15 @@ def main() -> None:
     print(f"torch {torch.__version__}, {threads} threads, ISA {isa}")
     print(f"native bf16 (avx512_bf16/amx_bf16): {native_bf16()}; cpu count {os.cpu_count()}")
     print(f"peak fp32 GFLOP/s = {how}")
+    ratio = probe_bf16()
+    RATIO.update(clip=ratio, stream=ratio)  # replaced by measured ratios as rows come in
+    print(f"bf16/fp32 time on a probe conv: {ratio:.1f}x")
     t0 = time.perf_counter()
-    for name in args.presets.split(","):
-        bench_preset(name.strip(), args, peak)
+    for name in (n.strip() for n in args.presets.split(",")):
+        bench_preset(name, args, peak)
+        workers = args.workers if args.workers >= 0 else cpu_cores()
+        if name != "paper" and workers > 1:
+            bench_parallel(name, workers, args)
     print(f"\nbench wall time {time.perf_counter() - t0:.0f} s")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ddlvad.cli import main
-from ddlvad.detector import Detector
+from ddlvad.detector import ONNX_STREAM_FILES, Detector
 from ddlvad.export import TOLERANCE
 
 pytest.importorskip("onnxruntime")
@@ -27,25 +27,29 @@ def _raw(path: Path) -> np.ndarray:
 
 def test_export_matches_torch_and_predict_backend(run_copy, synth_root, tmp_path, capsys):
     frames = str(synth_root / "testing" / "frames" / "01")
-    argv = ["predict", frames, "--run", str(run_copy), "--quiet"]
+    argv = ["predict", frames, "--run", str(run_copy), "--quiet", "--precision", "fp32"]
     assert main(argv + ["--backend", "onnxruntime"]) == 2
     assert "ddlvad export --run" in capsys.readouterr().err  # not exported yet
 
     assert main(["export", "--run", str(run_copy)]) == 0
     report = json.loads((run_copy / "model.onnx.json").read_text())
-    assert report["match"] and report["checked_batches"] == [1, 3]
-    assert report["max_abs_diff_recon"] <= TOLERANCE and report["max_abs_diff_score"] <= TOLERANCE
-    graph = onnx.load(str(run_copy / "model.onnx")).graph
-    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # dynamic batch
+    assert report["match"] and set(report["files"]) == {"model.onnx", *ONNX_STREAM_FILES}
+    for path in ("clip", "stream"):
+        assert max(report[path].values()) <= TOLERANCE
+    for name in report["files"]:
+        graph = onnx.load(str(run_copy / name)).graph
+        assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # dynamic
 
     assert main(argv + ["--out", str(tmp_path / "torch")]) == 0
     assert main(argv + ["--out", str(tmp_path / "ort"), "--backend", "onnxruntime"]) == 0
-    a, b = _raw(tmp_path / "torch" / "scores.csv"), _raw(tmp_path / "ort" / "scores.csv")
-    assert len(a) == len(b) == 30
-    np.testing.assert_allclose(b, a, rtol=0, atol=TOLERANCE)
+    ort_stream = ["--backend", "onnxruntime", "--engine", "stream"]
+    assert main(argv + ["--out", str(tmp_path / "ort_stream"), *ort_stream]) == 0
+    a = _raw(tmp_path / "torch" / "scores.csv")
+    assert len(a) == 30
+    for out in ("ort", "ort_stream"):
+        np.testing.assert_allclose(_raw(tmp_path / out / "scores.csv"), a, rtol=0, atol=TOLERANCE)
 
-    ort = Detector.from_run(run_copy, backend="onnxruntime")
-    assert ort.engine == "clip"  # onnxruntime always runs whole clips
+    assert Detector.from_run(run_copy, backend="onnxruntime", engine="stream").engine == "stream"
     ckpt = run_copy / "checkpoints" / "last.pt"
     t = (run_copy / "model.onnx").stat().st_mtime + 10
     os.utime(ckpt, (t, t))

@@ -10,7 +10,9 @@ import pytest
 from ddlvad.calibrate import alert_ranges, split_holdout
 from ddlvad.cli import main
 from ddlvad.data.cache import FrameCache
-from ddlvad.detector import CausalMedian, CentredMedian, Detector
+from ddlvad.detector import Detector
+from ddlvad.live import CausalMedian
+from ddlvad.overlay import CentredMedian
 from ddlvad.scoring import reconstruct_video, smooth
 from ddlvad.train import train
 from tests.conftest import tiny_config
@@ -71,7 +73,7 @@ def test_predict_equals_test_on_avi_folder_and_frame_folder(run_copy, synth_root
 
 
 def test_detector_api_matches_reconstruct_video(trained_run, synth_root, tmp_path):
-    det = Detector.from_run(trained_run)
+    det = Detector.from_run(trained_run, precision="fp32")
     assert det.threshold_source == "calibrated" and det.threshold > 0
     H, W, C = det.size
     video = FrameCache(tmp_path / "c", progress=False).load(
@@ -86,7 +88,7 @@ def test_detector_api_matches_reconstruct_video(trained_run, synth_root, tmp_pat
     files = sorted(video_dir(synth_root).glob("*.jpg"))
     rgb = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in files]
     np.testing.assert_array_equal(det.score(rgb), ref)  # full-size RGB frames: same resize
-    fast = Detector.from_run(trained_run, engine="stream")
+    fast = Detector.from_run(trained_run, precision="fp32", engine="stream")
     np.testing.assert_allclose(fast.score(np.asarray(video)), ref, rtol=1e-5, atol=1e-6)
     det.cfg.score.edge = fast.cfg.score.edge = "copy"
     ref_copy, _ = reconstruct_video(det.forward.model, video, det.T, patch=8, edge="copy")
@@ -193,3 +195,16 @@ def test_holdout_calibration_and_threshold_override(synth_root, tmp_path, capsys
     assert main([*argv, "--out", str(out)]) == 0
     assert "alerts off" in capsys.readouterr().out
     assert _csv(out / "alerts.csv") == []
+
+
+def test_precision_auto_follows_native_bf16(monkeypatch):
+    import ddlvad.detector as d
+
+    monkeypatch.setattr(d, "native_bf16", lambda: True)
+    assert d.resolve_precision("auto", "cpu") == "bf16"
+    assert d.resolve_precision("auto", "cuda") == "fp32"
+    monkeypatch.setattr(d, "native_bf16", lambda: False)
+    assert d.resolve_precision("auto", "cpu") == "fp32"
+    assert d.resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        d.resolve_precision("fp16", "cpu")

@@ -1,13 +1,16 @@
-"""``ddlvad export --run DIR``: the run's model as ONNX, ``DIR/model.onnx``.
+"""``ddlvad export --run DIR``: the run's model as ONNX, and the onnxruntime backends.
 
-Graph: input ``clips`` (batch, C, T, H, W) float32 in [0, 1] -> output ``recon``
-(batch, C, H, W), the reconstructed middle frame; the batch dimension is dynamic. Scoring
-(error map, patch max, median filter) stays outside the graph, in ``ddlvad.scoring``.
+``DIR/model.onnx``: input ``clips`` (batch, C, T, H, W) float32 in [0, 1] -> output
+``recon`` (batch, C, H, W), the reconstructed middle frame, as the torch model. For C3DSU
+(T > 1) also the stream engine's two graphs (see ``ddlvad.detector``):
+``model_encoder.onnx`` ``frames`` (n, C, H, W) -> ``f1..f4`` (n, c_l, h_l, w_l), and
+``model_head.onnx`` ``s1..s4`` (batch, c_l, T, h_l, w_l) -> ``recon`` (batch, C, H, W).
+Batch dimensions are dynamic. Scoring (error map, patch max, median filter) stays outside
+the graphs, in ``ddlvad.scoring``.
 
-After writing, the export is checked against torch fp32 on random clips at batch 1 and 3:
-the largest absolute difference of reconstructions and of frame scores must stay within
-``TOLERANCE``; the figures go to ``DIR/model.onnx.json``. Needs the ``onnx`` extra
-(``pip install ddlvad[onnx]``).
+After writing, each path is checked against the torch fp32 model on random clips at batch
+1 and 3: the largest absolute difference of reconstructions and of frame scores must stay
+within ``TOLERANCE``; the figures go to ``DIR/model.onnx.json``. Needs the ``onnx`` extra.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from ddlvad.detector import ONNX_FILE
+from ddlvad.detector import ONNX_FILE, ONNX_STREAM_FILES, StreamEncoder, StreamHead
 from ddlvad.io import atomic_write, atomic_write_json
 from ddlvad.scoring import error_map, patch_max
 
 TOLERANCE = 1e-4  # max |onnxruntime - torch| on reconstructions (in [0, 1]) and frame scores
 OPSET = 17
+LEVELS = 4  # encoder feature maps (C3DSU)
 
 
 def require_onnx():
@@ -46,18 +51,70 @@ def require_onnxruntime():
     return onnxruntime
 
 
-def _write_onnx(model: torch.nn.Module, X: torch.Tensor, tmp: str, opset: int, meta: dict):
+def _session(path: str | Path, threads: int = 0):
+    ort = require_onnxruntime()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or torch.get_num_threads()
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+class OrtForward:
+    """model.onnx through onnxruntime (CPU, fp32): (B, C, T, H, W) clips -> (B, C, H, W)."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        self.sess = _session(path, threads)
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.sess.run(["recon"], {"clips": X.numpy()})[0])
+
+
+class OrtStreamForward:
+    """The stream engine's encoder and head graphs through onnxruntime (CPU, fp32)."""
+
+    def __init__(self, encoder: str | Path, head: str | Path, threads: int = 0) -> None:
+        self.enc, self.hd = _session(encoder, threads), _session(head, threads)
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [torch.from_numpy(f) for f in self.enc.run(None, {"frames": x.numpy()})]
+
+    def head(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        inputs = {f"s{i + 1}": np.ascontiguousarray(f.numpy()) for i, f in enumerate(feats)}
+        return torch.from_numpy(self.hd.run(["recon"], inputs)[0])
+
+
+def check_onnx(run_dir: str | Path, name: str = ONNX_FILE) -> Path:
+    """``run_dir/name``, refusing a missing export or one older than the checkpoint."""
+    run_dir = Path(run_dir)
+    path, ckpt = run_dir / name, run_dir / "checkpoints" / "last.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; run `ddlvad export --run {run_dir}` first")
+    if ckpt.exists() and ckpt.stat().st_mtime > path.stat().st_mtime:
+        raise ValueError(f"{path} is older than {ckpt}; run `ddlvad export --run {run_dir}` again")
+    return path
+
+
+def ort_forward(run_dir: str | Path, stream: bool = False) -> OrtForward | OrtStreamForward:
+    """The onnxruntime backend of a run: whole clips, or the stream engine's two graphs."""
+    if stream:
+        return OrtStreamForward(*(check_onnx(run_dir, n) for n in ONNX_STREAM_FILES))
+    return OrtForward(check_onnx(run_dir))
+
+
+def _write_onnx(module, args: tuple, tmp: str, names: tuple[list, list], meta: dict) -> None:
+    """Export ``module(*args)`` with a dynamic dimension 0 on every input and output."""
     onnx = require_onnx()
+    ins, outs = names
+    axes = {n: {0: "batch"} for n in ins + outs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
-            model,
-            (X,),
+            module,
+            args,
             tmp,
-            input_names=["clips"],
-            output_names=["recon"],
-            dynamic_axes={"clips": {0: "batch"}, "recon": {0: "batch"}},
-            opset_version=opset,
+            input_names=ins,
+            output_names=outs,
+            dynamic_axes=axes,
+            opset_version=OPSET,
             dynamo=False,  # the dynamo exporter needs onnxscript, which is not a dependency
         )
     m = onnx.load(tmp)
@@ -67,79 +124,95 @@ def _write_onnx(model: torch.nn.Module, X: torch.Tensor, tmp: str, opset: int, m
     onnx.save(m, tmp)
 
 
-def compare_onnx(
-    model: torch.nn.Module, path: str | Path, cfg, batches: tuple[int, ...] = (1, 3)
-) -> dict[str, Any]:
-    """Max |onnxruntime - torch fp32| on reconstructions and frame scores of random clips."""
-    from ddlvad.detector import OrtForward
+def save_onnx(path: Path, module, args: tuple, names: tuple[list, list], meta: dict) -> Path:
+    """Export atomically: a failed export leaves no file behind."""
+    return atomic_write(path, lambda tmp: _write_onnx(module, args, tmp, names, meta))
 
-    ort = OrtForward(path)
-    d, s = cfg.data, cfg.score
-    T = model.T
+
+def _diffs(model, forward, cfg, stream: bool, batches=(1, 3)) -> dict[str, float]:
+    """Max |onnxruntime - torch fp32| on reconstructions and frame scores of random clips."""
+    d, s, T = cfg.data, cfg.score, model.T
     g = torch.Generator().manual_seed(0)
     d_rec = d_score = 0.0
     for b in batches:
-        X = torch.rand(b, d.channels, T, d.height, d.width, generator=g)
+        X = torch.rand(b, d.channels, T, d.height, d.width, generator=g)  # (B, C, T, H, W)
         with torch.inference_mode():
             y_torch = model(X)
-        y_ort = ort(X)
+        if stream:  # encode the B*T frames, regroup per clip
+            feats = forward.encode(X.transpose(1, 2).reshape(b * T, d.channels, d.height, d.width))
+            y_ort = forward.head([f.reshape(b, T, *f.shape[1:]).transpose(1, 2) for f in feats])
+        else:
+            y_ort = forward(X)
         x_t = X[:, :, T // 2]
         s_torch = patch_max(error_map(x_t, y_torch), s.patch, s.shifted)
         s_ort = patch_max(error_map(x_t, y_ort), s.patch, s.shifted)
         d_rec = max(d_rec, float((y_torch - y_ort).abs().max()))
         d_score = max(d_score, float((s_torch - s_ort).abs().max()))
-    return {
-        "max_abs_diff_recon": d_rec,
-        "max_abs_diff_score": d_score,
-        "tolerance": TOLERANCE,
-        "checked_batches": list(batches),
-        "match": d_rec <= TOLERANCE and d_score <= TOLERANCE,
-    }
+    return {"max_abs_diff_recon": d_rec, "max_abs_diff_score": d_score}
 
 
-def export_onnx(
-    run_dir: str | Path, out: str | Path | None = None, *, opset: int = OPSET, check: bool = True
-) -> dict[str, Any]:
-    """Write the run's model as ONNX (default ``run_dir/model.onnx``); return a report."""
+def onnx_graphs(model: torch.nn.Module, cfg) -> list[tuple[str, Any, tuple, tuple]]:
+    """(file name, module, example inputs, (input names, output names)) per graph."""
+    d, T = cfg.data, model.T
+    X = torch.rand(2, d.channels, T, d.height, d.width)  # (B, C, T, H, W)
+    graphs = [(ONNX_FILE, model, (X,), (["clips"], ["recon"]))]
+    if T == 1 or not hasattr(model, "skips"):
+        return graphs
+    # wrappers are built in eval mode: the exporter restores each module's mode after export,
+    # and a wrapper left in training mode would switch the shared layers to training
+    enc, head = StreamEncoder(model).eval(), StreamHead(model).eval()
+    with torch.no_grad():
+        feats = enc(X[:, :, 0])
+    stacked = tuple(f[:, :, None].expand(-1, -1, T, -1, -1).contiguous() for f in feats)
+    fnames = [f"f{i + 1}" for i in range(LEVELS)]
+    snames = [f"s{i + 1}" for i in range(LEVELS)]
+    return graphs + [
+        (ONNX_STREAM_FILES[0], enc, (X[:, :, 0],), (["frames"], fnames)),
+        (ONNX_STREAM_FILES[1], head, stacked, (snames, ["recon"])),
+    ]
+
+
+def export_onnx(run_dir: str | Path, *, check: bool = True) -> dict[str, Any]:
+    """Write ``run_dir/model.onnx`` (and the stream graphs for C3DSU); return a report."""
     from ddlvad.evaluate import load_trained
 
     run_dir = Path(run_dir)
-    out = Path(out) if out else run_dir / ONNX_FILE
     cfg, model = load_trained(run_dir)
     require_onnx()
-    d = cfg.data
-    X = torch.rand(2, d.channels, model.T, d.height, d.width, generator=torch.Generator())
+    d, T = cfg.data, model.T
     meta = {"ddlvad_fingerprint": cfg.fingerprint(), "ddlvad_run": run_dir.resolve()}
-    atomic_write(out, lambda tmp: _write_onnx(model, X, tmp, opset, meta))
+    graphs = onnx_graphs(model, cfg)
+    for name, module, args, names in graphs:
+        save_onnx(run_dir / name, module, args, names, meta)
     report: dict[str, Any] = {
-        "onnx": str(out),
-        "opset": opset,
-        "input": {"clips": ["batch", d.channels, model.T, d.height, d.width]},
+        "files": [name for name, *_ in graphs],
+        "opset": OPSET,
+        "input": {"clips": ["batch", d.channels, T, d.height, d.width]},
         "output": {"recon": ["batch", d.channels, d.height, d.width]},
         "fingerprint": cfg.fingerprint(),
-        "bytes": out.stat().st_size,
+        "tolerance": TOLERANCE,
     }
     if check:
-        report.update(compare_onnx(model, out, cfg))
-    atomic_write_json(out.with_name(out.name + ".json"), report)
+        report["clip"] = _diffs(model.eval(), ort_forward(run_dir), cfg, False)
+        if len(graphs) > 1:
+            report["stream"] = _diffs(model, ort_forward(run_dir, True), cfg, True)
+        worst = max(v for k in ("clip", "stream") for v in report.get(k, {}).values())
+        report["match"] = worst <= TOLERANCE
+    atomic_write_json(run_dir / f"{ONNX_FILE}.json", report)
     return report
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--out", help=f"ONNX file (default RUN/{ONNX_FILE})")
-    p.add_argument("--opset", type=int, default=OPSET, help="ONNX opset version")
     p.add_argument(
         "--no-check", action="store_true", help="skip the onnxruntime vs torch comparison"
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    report = export_onnx(args.run, args.out, opset=args.opset, check=not args.no_check)
+    report = export_onnx(args.run, check=not args.no_check)
     print(json.dumps(report, indent=2))
-    if check_failed := (report.get("match") is False):
-        print(
-            f"ddlvad export: onnxruntime differs from torch by more than {TOLERANCE} "
-            f"(recon {report['max_abs_diff_recon']:.2e}, score {report['max_abs_diff_score']:.2e})"
-        )
-    return 1 if check_failed else 0
+    if report.get("match") is False:
+        print(f"ddlvad export: onnxruntime differs from torch by more than {TOLERANCE}")
+        return 1
+    return 0

@@ -25,8 +25,22 @@ import cv2
 import numpy as np
 
 from ddlvad.data.sources import SourceError
-from ddlvad.detector import CausalMedian, Detector, Scored
+from ddlvad.detector import Detector, Scored
 from ddlvad.overlay import OverlayWriter
+
+
+class CausalMedian:
+    """Live smoothing: the median of the last ``window`` raw scores (fewer at the start).
+
+    A live stream has no future frames, so this replaces the centred filter of ``ddlvad
+    test``; a step in the raw score shows up about window/2 frames later. 0 or 1 = off."""
+
+    def __init__(self, window: int) -> None:
+        self.buf: deque[float] = deque(maxlen=max(window, 1))
+
+    def push(self, raw: float) -> float:
+        self.buf.append(raw)
+        return sorted(self.buf)[len(self.buf) // 2]
 
 
 def open_capture(target: int | str) -> cv2.VideoCapture:
@@ -113,6 +127,7 @@ class LiveRun:
         self.rows: list[tuple[int, float, float, float, bool]] = []
         self.latency: list[float] = []
         self.t0 = self.last_print = time.perf_counter()
+        self.printed = -1  # frame index of the last status line
 
     def emit(self, results: list[Scored]) -> None:
         thr = self.det.threshold
@@ -132,6 +147,7 @@ class LiveRun:
         now = time.perf_counter()
         self.last_print = now
         idx, _, _, s, alert = self.rows[-1]
+        self.printed = idx
         el = max(now - self.t0, 1e-9)
         thr = self.det.threshold
         state = ("ALERT" if alert else "ok") if thr is not None else "no threshold"
@@ -200,6 +216,6 @@ def run_live(
         grab.join(timeout=2.0)
     if grab.error is not None:
         raise SourceError(f"{target}: reading the stream failed ({grab.error})")
-    if live.rows:
-        live.status()
+    if live.rows and live.rows[-1][0] != live.printed:
+        live.status()  # the final state, unless the last line already showed it
     return live.rows, {**live.summary(interrupted), "source_fps": fps}

@@ -31,9 +31,9 @@ import torch
 
 from ddlvad.calibrate import alert_ranges
 from ddlvad.data.sources import IMAGE_EXTS, VIDEO_EXTS, SourceError, natural_key, open_source
-from ddlvad.detector import BACKENDS, ENGINES, PRECISIONS, CentredMedian, Detector, Scored
+from ddlvad.detector import BACKENDS, ENGINES, PRECISIONS, Detector, Scored
 from ddlvad.io import atomic_write_json, atomic_write_text
-from ddlvad.overlay import OverlayWriter
+from ddlvad.overlay import CentredMedian, OverlayWriter
 
 Row = tuple[int, float, float, float, bool]  # frame, time_s (nan if unknown), raw, smoothed, alert
 INPUT_HELP = (
@@ -243,8 +243,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default="fp32",
-        help="torch precision; auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX)",
+        default="auto",
+        help="torch precision; auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else "
+        "fp32 (fp32 gives scores bit-identical to `ddlvad test`)",
     )
     p.add_argument(
         "--engine",
