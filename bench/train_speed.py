@@ -44,8 +44,10 @@ def bench(preset: str, root: str, args) -> dict:
     clips, _ = make_clips(cfg, progress=False)
     model, creator = build_modules(cfg)
     net = DDLNet(model, creator)
-    if args.channels_last:
-        net = net.to(memory_format=torch.channels_last)
+    if args.channels_last:  # 2D convolutions only: Conv3D weights are 5-D
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
     loader = torch.utils.data.DataLoader(
         clips,
