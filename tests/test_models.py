@@ -57,3 +57,16 @@ def test_parameter_count_pinned(name, kernels):
 def test_conv3d_skip_parameter_difference():
     extra = sum(27 * c * c + c for c in widths(64))
     assert PINNED[("c3dsu", (3, 5, 7))] - PINNED[("unet", (3, 5, 7))] == extra
+
+
+def test_c3dsu_skip_equals_middle_step_of_same_padded_conv3d():
+    # The skips use a Conv3D without temporal padding; its single output step must be the
+    # middle step of the "same"-padded Conv3D the architecture describes.
+    torch.manual_seed(0)
+    m = build_model("c3dsu", C=1, T=3, latent=16, kernels=(3,))
+    conv = m.skips[1]
+    same = torch.nn.Conv3d(conv.in_channels, conv.out_channels, (3, 3, 3), padding=1)
+    same.load_state_dict(conv.state_dict())
+    x = torch.rand(2, conv.in_channels, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(conv(x)[:, :, 0], same(x)[:, :, 1], atol=1e-6)

@@ -100,7 +100,10 @@ class C3DSU(nn.Module):
         self.encoder = Encoder(C, latent, kernels, final_kernel)
         self.decoder = Decoder(C, latent, kernels, final_kernel)
         self.skips = nn.ModuleList(
-            nn.Conv3d(w, w, (T, 3, 3), padding=(T // 2, 1, 1)) for w in widths(latent)
+            # No temporal padding: the kernel spans the whole clip, so the single output step
+            # is exactly the middle step of a "same"-padded Conv3D, at 1/T of the cost.
+            nn.Conv3d(w, w, (T, 3, 3), padding=(0, 1, 1))
+            for w in widths(latent)
         )
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
@@ -110,5 +113,5 @@ class C3DSU(nn.Module):
         for feat, conv3d in zip(self.encoder(x), self.skips, strict=True):
             _, c, h, w = feat.shape
             f = feat.reshape(B, T, c, h, w).transpose(1, 2)  # (B, c, T, h, w)
-            skips.append(conv3d(f)[:, :, T // 2])  # (B, c, h, w): middle step only
+            skips.append(conv3d(f)[:, :, 0])  # (B, c, h, w): the middle step only
         return self.decoder(*skips)
