@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ddlvad.config import Config, load_run_config
@@ -121,15 +120,11 @@ class StreamHead(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.skips, self.decoder = model.skips, model.decoder
+        self._head = type(model).head  # C3DSU.head reads only .skips and .decoder
 
     def forward(self, *feats: torch.Tensor) -> torch.Tensor:
-        # feats: per level (B, c, T, h, w) -> (B, C, H, W)
-        skips = []
-        for f, conv in zip(feats, self.skips, strict=True):
-            # no temporal padding: the single output step is the middle one of the model's
-            pad = (0, *conv.padding[1:])
-            skips.append(F.conv3d(f, conv.weight, conv.bias, padding=pad)[:, :, 0])
-        return self.decoder(*skips)
+        # feats: per level (B, c, T, h, w) -> (B, C, H, W); the model's own head
+        return self._head(self, *feats)
 
 
 class SlidingWindow:

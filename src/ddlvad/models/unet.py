@@ -109,9 +109,14 @@ class C3DSU(nn.Module):
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         B, C, T, H, W = X.shape
         x = X.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, C, H, W): frames through 2D
-        skips = []
-        for feat, conv3d in zip(self.encoder(x), self.skips, strict=True):
+        feats = []
+        for feat in self.encoder(x):
             _, c, h, w = feat.shape
-            f = feat.reshape(B, T, c, h, w).transpose(1, 2)  # (B, c, T, h, w)
-            skips.append(conv3d(f)[:, :, 0])  # (B, c, h, w): the middle step only
-        return self.decoder(*skips)
+            feats.append(feat.reshape(B, T, c, h, w).transpose(1, 2))  # (B, c, T, h, w)
+        return self.head(*feats)
+
+    def head(self, *feats: torch.Tensor) -> torch.Tensor:
+        """Per-level encoder features (B, c, T, h, w) -> (B, C, H, W): Conv3D skips, then
+        the decoder. Also the stream engine's entry point (features cached per frame)."""
+        skips = [conv(f)[:, :, 0] for f, conv in zip(feats, self.skips, strict=True)]
+        return self.decoder(*skips)  # each skip (B, c, h, w): the middle step only
