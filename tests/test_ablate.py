@@ -24,6 +24,9 @@ def test_ablate_tiny_grid_table_and_resume(synth_root, tmp_path):
     stamp = ck.stat().st_mtime_ns
     ablate(base, out, seeds=1, dataset="ped2", command="test", progress=False)
     assert ck.stat().st_mtime_ns == stamp
+    # collect-only: seed 1 is not trained, the table still holds the seed-0 cells
+    doc = ablate(base, out, seeds=2, dataset="ped2", command="t", progress=False, train=False)
+    assert len(doc["cells"]) == 6 and not (out / "c3dsu_dynamic_s1").exists()
 
 
 def test_summary_mean_std():

@@ -70,3 +70,22 @@ def test_c3dsu_skip_equals_middle_step_of_same_padded_conv3d():
     x = torch.rand(2, conv.in_channels, 3, 8, 8)
     with torch.no_grad():
         assert torch.allclose(conv(x)[:, :, 0], same(x)[:, :, 1], atol=1e-6)
+
+
+def test_speedups_keep_outputs_and_checkpoint_keys():
+    """channels_last changes the memory format only; compile keeps the state_dict keys."""
+    from types import SimpleNamespace
+
+    from ddlvad.train import apply_speedups
+
+    torch.manual_seed(0)
+    model = build_model("c3dsu", C=1, T=3, latent=16, kernels=(3, 5, 7)).eval()
+    X = torch.rand(2, 1, 3, 32, 32)
+    ref = model(X)
+    keys = list(model.state_dict())
+    apply_speedups(model, SimpleNamespace(channels_last=True, compile=False))
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(model(X), ref, atol=1e-5)
+    apply_speedups(model, SimpleNamespace(channels_last=False, compile=True))
+    assert list(model.state_dict()) == keys  # in-place compile: no "_orig_mod." prefix

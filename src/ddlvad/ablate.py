@@ -134,9 +134,11 @@ def ablate(
     dataset: str = "",
     command: str = "",
     progress: bool = True,
+    train: bool = True,
 ) -> dict:
+    """Run the grid (unless ``train`` is False) and write the table of its finished cells."""
     out.mkdir(parents=True, exist_ok=True)
-    for seed in range(seeds):  # seed-major: a partial grid already covers every cell once
+    for seed in range(seeds if train else 0):  # seed-major: a partial grid covers every cell
         for model in models:
             for mode in modes:
                 cfg = cell_config(base, model, mode, seed)
@@ -163,6 +165,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per cell")
     p.add_argument("--models", default=",".join(MODELS), help="comma list of unet,c3dsu")
     p.add_argument("--modes", default=",".join(MODES), help="comma list of none,static,dynamic")
+    p.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="train nothing: write the table from the cells finished so far",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -188,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.data,
         command="ddlvad " + " ".join(sys.argv[1:]),
         progress=not args.quiet,
+        train=not args.collect_only,
     )
     print((out / "ablation.md").read_text())
     print(f"wrote {out / 'ablation.md'} and ablation.json ({len(doc['cells'])} cells)")

@@ -89,6 +89,8 @@ class TrainConfig:
     max_steps: int = 0  # 0 = no cap (smoke runs use a cap)
     device: str = "auto"
     amp: bool = False  # bf16 autocast for the forward passes (GPU, or a CPU with bf16)
+    channels_last: bool = False  # NHWC memory format for the 2D convolutions
+    compile: bool = False  # torch.compile the network f (inductor; needs a C++ compiler on CPU)
 
 
 @dataclass
