@@ -35,3 +35,5 @@ def test_summary_mean_std():
     assert s["mean"] == pytest.approx(90.0) and s["std"] == pytest.approx(10.0) and s["n"] == 3
     md = markdown(summarise(rows), ["c3dsu"], MODES, "synthetic", "cmd")
     assert "90.00 ± 10.00 (n=3)" in md and "—" in md  # missing cells shown as a dash
+    one = markdown(summarise(rows[:1]), ["c3dsu"], MODES, "synthetic", "cmd")
+    assert "80.00 (n=1)" in one and "±" not in one.split("|", 1)[1]

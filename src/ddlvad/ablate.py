@@ -108,7 +108,7 @@ def markdown(summary: dict, models, modes, dataset: str, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        "mean ± std over seeds (n = seeds finished)",
+        "mean ± std over seeds (n = seeds finished; no std for n = 1)",
         "",
         head + " |",
         "|" + "---|" * (1 + len(modes) * (2 if paper else 1)),
@@ -117,7 +117,12 @@ def markdown(summary: dict, models, modes, dataset: str, command: str) -> str:
         cells = []
         for mode in modes:
             c = summary.get(model, {}).get(mode)
-            cells.append(f"{c['mean']:.2f} ± {c['std']:.2f} (n={c['n']})" if c else "—")
+            if not c:
+                cells.append("—")
+            elif c["n"] == 1:  # no spread from a single seed
+                cells.append(f"{c['mean']:.2f} (n=1)")
+            else:
+                cells.append(f"{c['mean']:.2f} ± {c['std']:.2f} (n={c['n']})")
         if paper:
             cells += [f"{paper[model][m]:.2f}" for m in modes]
         lines.append(f"| {model.upper()} | " + " | ".join(cells) + " |")
