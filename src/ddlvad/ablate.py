@@ -129,6 +129,15 @@ def markdown(summary: dict, models, modes, dataset: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_grid(base: Config, out: Path, seeds: int, models, modes, progress: bool) -> None:
+    """Train and test every missing cell, seed-major: a partial grid covers every cell once."""
+    for seed in range(seeds):
+        for model in models:
+            for mode in modes:
+                cfg = cell_config(base, model, mode, seed)
+                run_cell(cfg, out / cfg.name, progress)
+
+
 def ablate(
     base: Config,
     out: Path,
@@ -143,11 +152,8 @@ def ablate(
 ) -> dict:
     """Run the grid (unless ``train`` is False) and write the table of its finished cells."""
     out.mkdir(parents=True, exist_ok=True)
-    for seed in range(seeds if train else 0):  # seed-major: a partial grid covers every cell
-        for model in models:
-            for mode in modes:
-                cfg = cell_config(base, model, mode, seed)
-                run_cell(cfg, out / cfg.name, progress)
+    if train:
+        run_grid(base, out, seeds, models, modes, progress)
     rows = collect(out, models, modes, seeds)
     summary = summarise(rows)
     doc = {
