@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ddlvad.data.cache import FrameCache
+from ddlvad.data.cache import FrameCache, verify_entry
 from ddlvad.data.clips import TrainClips
 from ddlvad.data.layouts import load_dataset
 
@@ -93,6 +93,12 @@ def main() -> None:
     frames = sum(len(cache.load(r.path, *size)) for r in ds.test) + sum(map(len, videos.values()))
     reload_s = time.perf_counter() - t0
     disk = sum(p.stat().st_size for p in cache_dir.glob("*.npy")) / 2**20
+    entries = [cache.entry_path(r.path, *size) for r in records]
+    t0 = time.perf_counter()
+    for e in entries:  # what the first open of each entry costs in a new process
+        verify_entry(e, *size)
+    verify_s = time.perf_counter() - t0
+    verify_mib = sum(e.stat().st_size for e in entries) / 2**20
 
     reset = reset_peak()
     before = mem()
@@ -106,6 +112,10 @@ def main() -> None:
     print(f"cache build ({'reused' if args.keep else 'fresh'}): {build_s:.1f} s, {disk:.0f} MiB")
     print(f"  peak RSS during build: {build_mem['VmHWM']:.0f} MiB")
     print(f"cache reload (all {len(records)} entries): {reload_s:.3f} s")
+    print(
+        f"integrity check (header, length, CRC-32) of all {len(entries)} entries: "
+        f"{verify_s:.3f} s for {verify_mib:.0f} MiB ({verify_mib / verify_s:.0f} MiB/s, warm pages)"
+    )
     print(f"iterate {n_clips} training clips once: {iter_s:.1f} s")
     peak_what = "since reset before iterating" if reset else "whole process"
     print(

@@ -285,7 +285,7 @@ def test_unknown_layout_empty_root_and_forced_layouts(tmp_path):
     (empty / "readme.txt").write_text("x")
     with pytest.raises(SourceError, match=r"empty: unknown dataset layout; expected"):
         load_dataset(empty)
-    with pytest.raises(SourceError, match=r"training_videos: missing; expected training_vid"):
+    with pytest.raises(SourceError, match=r"empty: not a CUHK Avenue layout \(--data avenue\); e"):
         load_dataset(empty, "avenue")
     with pytest.raises(SourceError, match=r"empty: missing Train/ and Test/; expected the orig"):
         load_dataset(empty, "ucsd")

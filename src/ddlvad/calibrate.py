@@ -131,19 +131,28 @@ def load_threshold(run_dir: str | Path) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ddlvad.calibrate --run DIR``: (re)write threshold.json for a trained run."""
+    from ddlvad.errors import run_entry
     from ddlvad.evaluate import load_trained
+    from ddlvad.rundir import claim_run
     from ddlvad.train import pick_device
 
     ap = argparse.ArgumentParser(prog="python -m ddlvad.calibrate", description=main.__doc__)
     ap.add_argument("--run", required=True, help="run directory")
     ap.add_argument("--quantile", type=float, help="override calib.quantile")
     args = ap.parse_args(argv)
-    device = pick_device("auto")
-    cfg, model = load_trained(args.run, device=device)
-    if args.quantile is not None:
-        cfg.calib.quantile = args.quantile
-    print(json.dumps(write_threshold(args.run, cfg, model, device, progress=True), indent=2))
-    return 0
+
+    def go() -> int:
+        device = pick_device("auto")
+        cfg, model = load_trained(args.run, device=device)
+        if args.quantile is not None:
+            cfg.calib.quantile = args.quantile
+        cfg.validate(f"{args.run} with --quantile")
+        with claim_run(args.run):  # not while the run is being trained
+            result = write_threshold(args.run, cfg, model, device, progress=True)
+        print(json.dumps(result, indent=2))
+        return 0
+
+    return run_entry("python -m ddlvad.calibrate", go)
 
 
 if __name__ == "__main__":

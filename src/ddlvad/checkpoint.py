@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +18,40 @@ class CheckpointMismatch(ValueError):
     """The checkpoint was trained under a config whose model-defining keys differ."""
 
 
+class CheckpointRefused(ValueError):
+    """Not a loadable ddlvad checkpoint: truncated, corrupt, or holding Python objects."""
+
+
+def _safe_load(path: Path, data: bytes) -> Any:
+    """torch.load with weights_only=True, under our own error message: torch's own advises
+    retrying with weights_only=False, which would run code from the file; never do that."""
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "global" not in str(e).lower():  # not a forbidden class: a damaged pickle
+            raise CheckpointRefused(
+                f"{path}: unreadable checkpoint (damaged pickle data, {len(data)} bytes); "
+                f"expected a checkpoint written by ddlvad train"
+            ) from None
+        raise CheckpointRefused(
+            f"{path}: refused: the file holds Python objects besides tensors and plain "
+            f"containers, which ddlvad never loads (it could run code); expected a checkpoint "
+            f"written by ddlvad train"
+        ) from None
+    except Exception as e:  # zip/EOF/format errors from a truncated or foreign file
+        raise CheckpointRefused(
+            f"{path}: unreadable checkpoint ({type(e).__name__}: truncated, corrupt or not "
+            f"a torch file, {len(data)} bytes); expected a checkpoint written by ddlvad train"
+        ) from None
+
+
 def save_checkpoint(path: str | Path, cfg: Config, **state: Any) -> None:
     """state: model, creator, optim, sched (objects with state_dict), epoch, step (ints)."""
     blob: dict[str, Any] = {"model_key": cfg.model_key(), "fingerprint": cfg.fingerprint()}
     for k, v in state.items():
         blob[k] = v.state_dict() if hasattr(v, "state_dict") else v
-    blob["rng"] = torch.get_rng_state()
+    if "rng" not in blob:  # a caller may pass the RNG state to restore (mid-epoch stop)
+        blob["rng"] = torch.get_rng_state()
     atomic_write(path, lambda tmp: torch.save(blob, tmp))
 
 
@@ -40,12 +71,11 @@ def load_checkpoint(path: str | Path, cfg: Config | None = None) -> dict[str, An
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable ddlvad checkpoint ({e})") from e
+    data = path.read_bytes()  # hash and load the very same bytes, even if the file is replaced
+    ck = _safe_load(path, data)
     if not isinstance(ck, dict) or "model" not in ck or "model_key" not in ck:
-        raise ValueError(f"{path}: not a ddlvad checkpoint (missing model / model_key)")
+        raise CheckpointRefused(f"{path}: not a ddlvad checkpoint (missing model / model_key)")
+    ck["sha256"] = hashlib.sha256(data).hexdigest()
     if cfg is not None and ck.get("fingerprint") != cfg.fingerprint():
         diffs = _diff(ck["model_key"], cfg.model_key())
         raise CheckpointMismatch(

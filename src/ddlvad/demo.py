@@ -29,6 +29,6 @@ def run_demo(
     if epochs:
         cfg.train.epochs = epochs
     run_dir = out / "run"
-    summary = train(cfg, run_dir, progress=progress)
+    summary = train(cfg, run_dir, overwrite=True, progress=progress)  # a demo re-runs
     metrics = evaluate(run_dir, cfg, progress=progress)
     return {**metrics, "sigma": summary["sigma"], "run": str(run_dir)}

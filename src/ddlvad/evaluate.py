@@ -15,7 +15,8 @@ metrics.json keys:
  - pixel_auc: pixel ROC AUC over videos with pixel masks (null when none has masks);
    pixel_auc_pixels / pixel_auc_anomalous_pixels / pixel_auc_videos: what it was computed on;
  - frames, anomalous_frames, videos, macro_videos, per_video_auc;
- - protocol: every scoring choice (patch, shifted, median, normalize, edge, pixel_stride...).
+ - protocol: every scoring choice (patch, shifted, median, normalize, edge, pixel_stride...);
+ - checkpoint: the checkpoint scored (file, epoch, step, sha256), also in scores.csv.json.
 Undefined values (NaN, e.g. an AUC with one class) are written as null.
 """
 
@@ -46,6 +47,7 @@ from ddlvad.metrics import (
 )
 from ddlvad.models import model_T
 from ddlvad.pipeline import load_videos, open_dataset
+from ddlvad.rundir import checkpoint_info, warn_if_training
 from ddlvad.scoring import EDGE_RULES, check_edge, minmax, reconstruct_video, smooth
 from ddlvad.train import build_modules, pick_device
 
@@ -55,10 +57,16 @@ SCORE_FIELDS = ["video", "frame", "raw", "smoothed", "label"]
 PIXEL_STRIDE = 2
 
 
-def load_trained(run_dir: str | Path, cfg: Config | None = None, device: str = "cpu"):
-    """(cfg, model in eval mode) from a run directory's config.yaml and last checkpoint."""
+def load_trained(
+    run_dir: str | Path, cfg: Config | None = None, device: str = "cpu", info: dict | None = None
+):
+    """(cfg, model in eval mode) from a run directory's config.yaml and last checkpoint.
+
+    ``info``, when given, is filled with the checkpoint used (file, epoch, step, sha256)."""
     cfg = cfg or load_run_config(run_dir)
     ck = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt", cfg)
+    if info is not None:
+        info.update(checkpoint_info(run_dir, ck))
     model, _ = build_modules(cfg)
     model.load_state_dict(ck["model"])
     return cfg, model.to(device).eval()
@@ -245,7 +253,10 @@ def evaluate(
     """Score the test split of the run's dataset; write scores.csv and metrics.json."""
     run_dir = Path(run_dir)
     device = pick_device(cfg.train.device if cfg else "auto")
-    cfg, model = load_trained(run_dir, cfg, device)
+    warn_if_training(run_dir)
+    ckpt: dict[str, Any] = {}
+    cfg, model = load_trained(run_dir, cfg, device, info=ckpt)
+    cfg.validate()
     protocol(cfg, pixel_stride)  # reject a bad protocol before scoring
     ds = open_dataset(cfg)
     if not ds.test:
@@ -257,8 +268,11 @@ def evaluate(
     with torch.inference_mode():
         raw, acc = score_split(model, ds.test, videos, cfg, device, pixel_stride)
     metrics = frame_metrics(raw, labels, cfg)
-    metrics.update(pixel_metrics(acc, sum(r.mask_dir is not None for r in ds.test)))
+    metrics.update(pixel_metrics(acc, sum(r.has_masks for r in ds.test)))
     metrics["protocol"] = protocol(cfg, pixel_stride)
+    metrics["checkpoint"] = ckpt
     atomic_write_text(run_dir / "scores.csv", scores_csv(raw, labels, cfg))
+    sidecar = {"checkpoint": ckpt, "protocol": metrics["protocol"], "written_by": "ddlvad test"}
+    atomic_write_json(run_dir / "scores.csv.json", json_safe(sidecar))
     atomic_write_json(run_dir / "metrics.json", json_safe(metrics))
     return metrics

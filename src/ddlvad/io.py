@@ -1,10 +1,17 @@
-"""Atomic file writes: write to a temp file in the same folder, then rename."""
+"""Atomic file writes: write to a temp file in the same folder, then rename.
+
+The temp file (``.NAME.xxxxxx.tmp``) is ``fcntl``-locked while it is written, so
+``clean_orphans`` can tell the leftovers of a killed writer from a write in progress.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +22,8 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # "being written": clean_orphans leaves it alone
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
@@ -24,7 +31,36 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
     return path
+
+
+def _locked(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def clean_orphans(
+    folder: str | Path, pattern: str = ".*.tmp", min_age_s: float = 5.0
+) -> list[Path]:
+    """Remove temp files that killed writers left in ``folder`` (``atomic_write``'s).
+
+    A file is removed only when no process holds its lock and it is at least ``min_age_s``
+    old (a write that has just created its file may not hold the lock yet)."""
+    removed, now = [], time.time()
+    for p in Path(folder).glob(pattern) if Path(folder).is_dir() else ():
+        with contextlib.suppress(OSError):
+            if now - p.stat().st_mtime >= min_age_s and not _locked(p):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def _umask() -> int:

@@ -28,8 +28,12 @@ def scene_dirs(out: str | Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if p.name.startswith(PREFIX) and p.is_dir())
 
 
-def train_scenes(cfg: Config, out: Path, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train one run per scene of ``cfg.data.root``; returns {scene: summary}."""
+def train_scenes(
+    cfg: Config, out: Path, *, resume: bool = False, overwrite: bool = False, progress: bool = True
+) -> dict:
+    """Train one run per scene of ``cfg.data.root``; returns {scene: summary}.
+
+    A finished scene is skipped and an interrupted one resumed, unless ``overwrite``."""
     from ddlvad.train import train
 
     scenes = list_scenes(cfg.data.root, cfg.data.layout)
@@ -38,13 +42,13 @@ def train_scenes(cfg: Config, out: Path, *, resume: bool = False, progress: bool
     summaries = {}
     for s in scenes:
         run = out / f"{PREFIX}{s}"
-        if (run / "train_summary.json").exists():
+        if (run / "train_summary.json").exists() and not overwrite:
             summaries[s] = json.loads((run / "train_summary.json").read_text())
             continue
         c = copy.deepcopy(cfg)
         c.data.scene, c.name = s, f"{cfg.name}_{s}"
-        ckpt = (run / "checkpoints" / "last.pt").exists()
-        summaries[s] = train(c, run, resume=resume or ckpt, progress=progress)
+        again = not overwrite and (resume or (run / "config.yaml").exists())
+        summaries[s] = train(c, run, resume=again, overwrite=overwrite, progress=progress)
     return summaries
 
 

@@ -6,8 +6,9 @@
     <root>/ground_truth_demo/testing_label_mask/1_label.mat   volLabel: 1xN cell of (H, W) masks
     (a frame is anomalous when its mask is non-empty; the masks are the pixel ground truth)
 
-  A re-packaged copy (``{training,testing}/frames/<video>/`` + ``avenue.mat``) loads through
-  the ``frames`` layout, also when ``--data avenue`` is given.
+  A re-packaged copy (``{training,testing}/frames/<video>/`` + a label file named after the
+  dataset, e.g. ``avenue.mat``) loads through the ``frames`` layout when ``--data avenue`` is
+  given; any other root is an error naming what was expected (``--data`` never falls back).
 
 ``shanghaitech``::
 
@@ -51,10 +52,33 @@ def avenue_label_dir(root: Path) -> Path | None:
     return None
 
 
+AVENUE_WHAT = (
+    "training_videos/NN.avi and testing_videos/NN.avi (+ ground_truth_demo/testing_label_mask/"
+    "N_label.mat), or a re-packaged {training,testing}/frames/ copy with avenue.mat"
+)
+SHANGHAITECH_WHAT = (
+    "training/videos/SS_VVV.avi (or training/frames/), testing/frames/SS_VVVV/ and "
+    "testing/test_frame_mask/, or a re-packaged {training,testing}/frames/ copy with a "
+    "shanghaitech label file"
+)
+
+
+def repackaged(root: Path, dataset: str) -> bool:
+    """A ``frames`` layout whose label file is named after ``dataset`` (``avenue.mat``...)."""
+    if not has_frames_layout(root):
+        return False
+    found = find_frame_labels(root)
+    return found is not None and dataset in found.stem.lower()
+
+
 def load_avenue(root: Path, scene: str = "") -> Dataset:
     """CUHK Avenue (see the module docstring)."""
-    if not is_avenue(root) and has_frames_layout(root):
-        return load_frames_layout(root)
+    if not is_avenue(root):
+        if repackaged(root, "avenue"):
+            return load_frames_layout(root)
+        raise SourceError(
+            f"{root}: not a CUHK Avenue layout (--data avenue); expected {AVENUE_WHAT}"
+        )
     train = video_file_records(root / "training_videos", "train", "training_videos/NN.avi")
     test = video_file_records(root / "testing_videos", "test", "testing_videos/NN.avi")
     labels = avenue_label_dir(root)
@@ -91,7 +115,11 @@ def _st_train(root: Path) -> list[VideoRecord]:
 def load_shanghaitech(root: Path, scene: str = "") -> Dataset:
     """ShanghaiTech Campus (see the module docstring)."""
     masks = root / "testing" / "test_frame_mask"
-    if not masks.is_dir() and has_frames_layout(root) and find_frame_labels(root) is not None:
+    if not is_shanghaitech(root) and not repackaged(root, "shanghai"):
+        raise SourceError(
+            f"{root}: not a ShanghaiTech layout (--data shanghaitech); expected {SHANGHAITECH_WHAT}"
+        )
+    if not masks.is_dir() and repackaged(root, "shanghai"):
         ds = load_frames_layout(root)  # re-packaged copy with one concatenated label file
         for rec in ds.train + ds.test:
             rec.scene = scene_of(rec.name)

@@ -6,6 +6,7 @@ come from the container, and are measured exactly only when a label file disagre
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 from ddlvad.data import labels as L
 from ddlvad.data.sources import (
     SourceError,
+    SourceWarning,
     VideoFile,
     has_images,
     list_images,
@@ -110,6 +112,26 @@ def attach_ranges(records: list[VideoRecord], ranges: list[L.Ranges], source: Pa
             exact_length(rec, max(e for _, e in r))
         L.check_ranges(r, rec.n_frames, source, rec.name)
         rec.labels = L.ranges_to_labels(r, rec.n_frames)
+
+
+def check_decoded(rec: VideoRecord, n: int) -> None:
+    """Compare the frames decoded from ``rec`` with what its container and labels claim.
+
+    Fewer frames than the container claims is a warning (a damaged or cut file); an error
+    when labels or pixel masks need the full length."""
+    need = len(rec.labels) if rec.labels is not None else None
+    if need is not None and n != need:
+        raise SourceError(
+            f"{rec.path}: decoded {n} frames but its container claims {rec.n_frames} and its "
+            f"labels need {need}; expected a complete video (the file may be cut or damaged)"
+        )
+    if n < rec.n_frames:
+        warnings.warn(
+            f"{rec.path}: decoded {n} frames but its container claims {rec.n_frames}; "
+            f"the file may be cut or damaged, using the {n} decodable frames",
+            SourceWarning,
+            stacklevel=2,
+        )
 
 
 def pick_scene(

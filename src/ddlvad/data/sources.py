@@ -12,6 +12,7 @@ be wrong; ``count_frames()`` decodes the file once to get the exact count.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -27,6 +28,10 @@ VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm")
 
 class SourceError(ValueError):
     """Bad input: the message names the file and what was expected."""
+
+
+class SourceWarning(UserWarning):
+    """Suspect input that can still be used (e.g. a video shorter than its container says)."""
 
 
 def natural_key(name: str) -> list:
@@ -71,11 +76,35 @@ def list_videos(folder: str | Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if is_video(p)), key=lambda p: natural_key(p.name))
 
 
-def decode_image(path: str | Path) -> np.ndarray:
-    """Read one image as (H, W, 3) uint8 RGB, or raise SourceError naming the file."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+JPEG_PADDING = b"\x00\xff\r\n\t "  # bytes some writers leave after the end-of-image marker
+
+
+def jpeg_complete(data: bytes) -> bool:
+    """True when a JPEG's bytes start with SOI and end with EOI (optionally padded).
+
+    libjpeg decodes a truncated file without an error (it fills the missing rows with grey
+    and only prints "Premature end of JPEG file"), so truncation is checked here. Inside the
+    entropy-coded data 0xFF is always stuffed, so FF D9 marks the end of an image."""
+    end = data.rfind(b"\xff\xd9")
+    return data[:2] == b"\xff\xd8" and end >= 0 and not data[end + 2 :].strip(JPEG_PADDING)
+
+
+def decode_image(path: str | Path, frame: int | None = None) -> np.ndarray:
+    """Read one image as (H, W, 3) uint8 RGB, or raise SourceError naming the file (and
+    the frame index, when given)."""
+    where = f", frame {frame} of its video" if frame is not None else ""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise SourceError(f"{path}: unreadable image ({e.strerror}){where}") from None
+    if Path(path).suffix.lower() in (".jpg", ".jpeg") and not jpeg_complete(data):
+        raise SourceError(
+            f"{path}: unreadable or corrupt image: truncated JPEG ({len(data)} bytes, no "
+            f"end-of-image marker){where}; expected a complete image"
+        )
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if img is None:
-        raise SourceError(f"{path}: unreadable or corrupt image")
+        raise SourceError(f"{path}: unreadable or corrupt image ({len(data)} bytes){where}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -98,7 +127,8 @@ class FrameFolder:
 
     def read(self, i: int) -> np.ndarray:
         """Frame i as (H, W, 3) uint8 RGB."""
-        return decode_image(self.files[_index(i, len(self.files), self.path)])
+        i = _index(i, len(self.files), self.path)
+        return decode_image(self.files[i], i)
 
     __getitem__ = read
 
@@ -110,8 +140,8 @@ class FrameFolder:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         shape = None
-        for f in self.files:
-            img = decode_image(f)
+        for i, f in enumerate(self.files):
+            img = decode_image(f, i)
             if shape is None:
                 shape = img.shape
             elif img.shape != shape:
@@ -125,8 +155,13 @@ class FrameFolder:
         return len(self.files)
 
     def fingerprint(self) -> str:
-        st = [f.stat() for f in self.files]
-        return f"{len(st)}:{sum(s.st_size for s in st)}:{max(s.st_mtime_ns for s in st)}"
+        """A hash of every frame's name, size and mtime: renaming, swapping, editing, adding
+        or removing a frame changes it."""
+        h = hashlib.sha1()
+        for f in self.files:
+            st = f.stat()
+            h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return f"{len(self.files)}:{h.hexdigest()}"
 
 
 class VideoFile:

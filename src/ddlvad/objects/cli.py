@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ddlvad.config import Config
+from ddlvad.io import atomic_write
 from ddlvad.models import model_T
 from ddlvad.objects.masks import MaskPicker
 from ddlvad.objects.store import track_stats
@@ -42,11 +43,13 @@ def draw_tracks(frame: np.ndarray, boxes: dict[int, list[float]]) -> np.ndarray:
 
 def run_tracks(cfg: Config, out: Path, *, viz: int = 0, progress: bool = True) -> dict:
     t0 = time.perf_counter()
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: exists and is a file; expected a folder for --out")
     ds = open_dataset(cfg)
     videos = load_videos(ds.train, cfg, progress)
     tracks, meta, path = train_tracks(ds.train, videos, cfg, progress)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, out / "tracks.json")
+    atomic_write(out / "tracks.json", lambda tmp: shutil.copyfile(path, tmp))
     T = model_T(cfg.model.name, cfg.data.T)
     picker = MaskPicker(tracks, cfg.pseudo.no_track)
     summary = {
