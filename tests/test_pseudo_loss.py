@@ -20,7 +20,7 @@ def test_eq1_eq2_by_hand():
 
 def test_dynamic_sigma_starts_at_half_and_none_mode_disabled():
     c = PseudoAnomalyCreator("dynamic")
-    assert float(c.sigma()) == pytest.approx(0.5)
+    assert float(c.sigma().detach()) == pytest.approx(0.5)
     assert not PseudoAnomalyCreator("none").enabled
     with pytest.raises(ValueError, match="mode"):
         PseudoAnomalyCreator("adaptive")

@@ -218,4 +218,7 @@ def run_live(
         raise SourceError(f"{target}: reading the stream failed ({grab.error})")
     if live.rows and live.rows[-1][0] != live.printed:
         live.status()  # the final state, unless the last line already showed it
-    return live.rows, {**live.summary(interrupted), "source_fps": fps}
+    stats = {**live.summary(interrupted), "source_fps": fps}
+    if writer is not None:
+        stats["overlay_codec"] = writer.codec
+    return live.rows, stats

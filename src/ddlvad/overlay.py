@@ -8,11 +8,19 @@ Layout of each output frame (BGR, written through OpenCV):
           the threshold as a yellow line, and the frame index, time, score and state.
 The heatmap's ``vmax`` is twice the threshold (so colours mean the same across videos), or
 twice the running median score when there is no threshold.
+
+Codec: ``.mp4`` is H.264 ('avc1', plays in browsers) where the OpenCV build has an H.264
+encoder, else MPEG-4 Part 2 ('mp4v', plays in VLC, mpv and ffplay, not in browsers); the
+PyPI OpenCV wheels have no software H.264 encoder. ``OverlayWriter.codec`` says which.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -20,7 +28,7 @@ import numpy as np
 
 from ddlvad.data.sources import SourceError
 
-CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+CODECS = {".mp4": ("avc1", "mp4v"), ".avi": ("MJPG",), ".mkv": ("MJPG",)}  # first that opens
 STRIP = 96  # height of the score strip, px
 PX_PER_FRAME = 2  # horizontal pixels per frame in the score curve
 RED, YELLOW, WHITE, GRAY = (0, 0, 255), (0, 215, 255), (235, 235, 235), (90, 90, 90)
@@ -64,6 +72,7 @@ class OverlayWriter:
             raise ValueError(f"{self.path}: overlay must be one of {sorted(CODECS)}")
         self.history: deque[float] = deque(maxlen=width // PX_PER_FRAME)
         self.writer: cv2.VideoWriter | None = None
+        self.codec: str | None = None  # the fourcc in use, once the first frame is written
         self.frames = 0
 
     def write(
@@ -92,10 +101,17 @@ class OverlayWriter:
 
     def _open(self, w: int, h: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fourcc = cv2.VideoWriter_fourcc(*CODECS[self.path.suffix.lower()])
-        self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
-        if not self.writer.isOpened():
-            raise SourceError(f"{self.path}: OpenCV cannot write this video file")
+        codecs = CODECS[self.path.suffix.lower()]
+        for code in codecs:
+            with _quiet_stderr():  # FFmpeg reports a missing encoder on fd 2
+                writer = cv2.VideoWriter(
+                    str(self.path), cv2.VideoWriter_fourcc(*code), self.fps, (w, h)
+                )
+            if writer.isOpened():
+                self.writer, self.codec = writer, code
+                return
+            writer.release()
+        raise SourceError(f"{self.path}: OpenCV cannot write this video file with {codecs}")
 
     def _vmax(self) -> float:
         if self.thr is not None and self.thr > 0:
@@ -104,7 +120,7 @@ class OverlayWriter:
 
     def _frame(self, frame: np.ndarray, error: np.ndarray | None, alert: bool) -> np.ndarray:
         h0, w0 = frame.shape[:2]
-        h = max(int(round(h0 * self.width / w0)), 1)
+        h = 2 * max(int(round(h0 * self.width / w0 / 2)), 1)  # even: H.264 needs it
         bgr = cv2.cvtColor(cv2.resize(frame, (self.width, h)), cv2.COLOR_RGB2BGR)
         if error is not None:
             heat = np.clip(error / self._vmax(), 0, 1).astype(np.float32)
@@ -141,3 +157,21 @@ class OverlayWriter:
         cv2.putText(img, text, (6, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, RED if alert else WHITE)
         cv2.line(img, (0, 0), (w - 1, 0), GRAY, 1)
         return img
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration (native libraries' messages)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no fd 2 to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

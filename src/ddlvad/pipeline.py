@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ddlvad.config import Config
 from ddlvad.data.cache import FrameCache
 from ddlvad.data.layouts import Dataset, VideoRecord, load_dataset
+from ddlvad.data.records import check_decoded
 from ddlvad.objects.detections import load_detections, source_fingerprint
 from ddlvad.objects.masks import Tracks
 from ddlvad.objects.store import build_tracks
@@ -29,9 +31,15 @@ def frame_cache(cfg: Config, progress: bool = True) -> FrameCache:
 def load_videos(
     records: list[VideoRecord], cfg: Config, progress: bool = True
 ) -> dict[str, np.ndarray]:
-    cache = frame_cache(cfg, progress)
+    """{name: (N, H, W, C) uint8} from the frame cache; checks each decoded length against
+    the container and the labels (``check_decoded``)."""
+    cache = frame_cache(cfg, False)  # one bar over the videos: per-video bars flashed 0/N
     d = cfg.data
-    return {r.name: cache.load(r.path, d.height, d.width, d.channels) for r in records}
+    out = {}
+    for r in tqdm(records, desc="frames", unit="video", disable=not progress):
+        out[r.name] = cache.load(r.path, d.height, d.width, d.channels)
+        check_decoded(r, len(out[r.name]))
+    return out
 
 
 def fingerprints(records: list[VideoRecord], cfg: Config) -> dict[str, str]:

@@ -30,15 +30,13 @@ import numpy as np
 import torch
 
 from ddlvad.calibrate import alert_ranges
+from ddlvad.cli_args import INPUT_HELP
 from ddlvad.data.sources import IMAGE_EXTS, VIDEO_EXTS, SourceError, natural_key, open_source
-from ddlvad.detector import BACKENDS, ENGINES, PRECISIONS, Detector, Scored
+from ddlvad.detector import Detector, Scored
 from ddlvad.io import atomic_write_json, atomic_write_text
 from ddlvad.overlay import CentredMedian, OverlayWriter
 
 Row = tuple[int, float, float, float, bool]  # frame, time_s (nan if unknown), raw, smoothed, alert
-INPUT_HELP = (
-    "a video file, a folder of frames or of videos, a camera index, or an rtsp:// / http:// URL"
-)
 
 
 def resolve_input(text: str, live: bool = False) -> tuple[str, Any]:
@@ -108,7 +106,11 @@ def predict_file(
         raise SourceError(f"{path}: no decodable frames")
     sec = time.perf_counter() - t0
     rows = _rows(raw, det, fps)
-    return rows, {"frames": len(raw), "seconds": round(sec, 2), "fps": round(len(raw) / sec, 1)}
+    stats = {"frames": len(raw), "seconds": round(sec, 2), "fps": round(len(raw) / sec, 1)}
+    stats["frame_rate"] = fps  # None for a frame folder without --fps: time_s stays empty
+    if ov is not None:
+        stats["overlay_codec"] = ov.writer.codec
+    return rows, stats
 
 
 class _OverlayStage:
@@ -233,39 +235,6 @@ def build_detector(args: argparse.Namespace, live: bool) -> Detector:
     return det
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help=INPUT_HELP)
-    p.add_argument("--run", required=True, help="run directory (config.yaml + checkpoints)")
-    p.add_argument("--out", help="output folder (default RUN/predict/<input name>)")
-    p.add_argument("--threshold", type=float, help="alert threshold (default: threshold.json)")
-    p.add_argument("--overlay", action="store_true", help="write an annotated video")
-    p.add_argument("--backend", choices=BACKENDS, default="torch")
-    p.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="torch precision; auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else "
-        "fp32 (fp32 gives scores bit-identical to `ddlvad test`)",
-    )
-    p.add_argument(
-        "--engine",
-        choices=("auto", *ENGINES),
-        default="auto",
-        help="clip = the model's forward on every window (equals `ddlvad test`); stream = "
-        "reuse each frame's encoder features (C3DSU, faster); auto: clip for files, "
-        "stream for live",
-    )
-    p.add_argument("--live", action="store_true", help="play a video file as a live stream")
-    p.add_argument("--max-frames", type=int, default=0, help="live: stop after N frames")
-    p.add_argument("--max-queue", type=int, default=0, help="live: frames queued before drops")
-    p.add_argument("--fps", type=float, default=0.0, help="frame rate for times and --live pace")
-    p.add_argument("--median", type=int, help="median filter window (default: the run's)")
-    p.add_argument("--batch-size", type=int, default=0, help="default: the run's score batch")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
-    p.add_argument("--device", default="cpu", help="torch device")
-    p.add_argument("--quiet", action="store_true", help="no per-video / per-second lines")
-
-
 def _predict_live(args, det: Detector, target: int | str, out: Path, log) -> tuple[dict, dict]:
     from ddlvad.live import run_live
 
@@ -293,6 +262,8 @@ def _predict_files(args, det: Detector, videos: list, out: Path, log) -> tuple[d
         )
         results[name], stats[name] = rows, st
         log(f"{name}: {st['frames']} frames in {st['seconds']} s ({st['fps']} fps)")
+        if st["frame_rate"] is None:
+            log(f"{name}: no frame rate (a frame folder): time_s left empty; pass --fps to set it")
     return results, stats
 
 
@@ -300,6 +271,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     kind, target = resolve_input(args.input, args.live)
+    from ddlvad.rundir import warn_if_training
+
+    warn_if_training(Path(args.run))
     det = build_detector(args, kind == "live")
     out = Path(args.out) if args.out else Path(args.run) / "predict" / _safe(Path(args.input).name)
     log = (lambda s: None) if args.quiet else print
@@ -317,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
         "median": det.cfg.score.median,
         "median_rule": "causal (last N scores)" if kind == "live" else "centred (as ddlvad test)",
         "batch_size": det.batch_size,
+        "checkpoint": det.checkpoint,  # the weights scored: file, epoch, step, sha256
     }
     go = _predict_live if kind == "live" else _predict_files
     results, summary["videos"] = go(args, det, target, out, log)
@@ -324,6 +299,7 @@ def run(args: argparse.Namespace) -> int:
     for name, items in alerts.items():
         ranges = ", ".join(f"{a['start_frame']}-{a['end_frame']}" for a in items) or "none"
         log(f"{name}: alerts (frames, inclusive) {ranges}")
-    extra = " and the overlay video" if args.overlay else ""
+    codecs = sorted({str(st.get("overlay_codec")) for st in summary["videos"].values()})
+    extra = f" and the overlay video ({', '.join(codecs)})" if args.overlay else ""
     log(f"wrote {out}/scores.csv, alerts.csv, summary.json{extra}")
     return 0

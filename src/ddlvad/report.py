@@ -49,19 +49,6 @@ th{background:#f3f3f3;text-align:left}img{max-width:100%}
 .note{color:#865;font-style:italic}pre{background:#f6f6f6;padding:8px;font-size:.8em}"""
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--compare", metavar="OTHER_RUN", help="a run to compare with (e.g. no DDL)")
-    p.add_argument(
-        "--frames", help="test frames for the compare panel, VIDEO:FRAME,... (default: auto)"
-    )
-    p.add_argument("--clips", type=int, default=3, help="training clips in the Figure 4 panel")
-    p.add_argument(
-        "--max-videos", type=int, default=0, help="timelines for the first N videos (0 = all)"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
 def run(args: argparse.Namespace) -> int:
     out = build_report(
         args.run,
