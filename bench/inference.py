@@ -4,7 +4,8 @@
     python bench/inference.py --presets tiny --budget 0.5   # smoke run, seconds
 
 For each preset (random weights: speed does not depend on them) and each batch size:
-  torch fp32 / torch bf16 autocast / onnxruntime fp32, each with the ``clip`` engine (the
+  torch fp32 (fast path) / torch fp32 ref (reference kernels, train.fast=false) / torch bf16
+  autocast / onnxruntime fp32, each with the ``clip`` engine (the
   model's forward on every T-frame window, as ``ddlvad test``) and the ``stream`` engine
   (each frame encoded once, see ``ddlvad.detector``); plus ``predict`` rows that push frames
   through the detector's ``FrameScorer`` (windows, batching, error maps, patch max; no
@@ -23,6 +24,7 @@ which reports no boost clock). bf16 rows are compared with the same fp32 peak.
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing as mp
 import os
 import re
@@ -40,6 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ddlvad.config import load_preset
 from ddlvad.detector import ONNX_FILE, ONNX_STREAM_FILES, Detector, TorchForward, native_bf16
 from ddlvad.export import OrtForward, OrtStreamForward
+from ddlvad.models.blocks import set_fast_path
 from ddlvad.train import build_modules
 
 BATCHES = {"cpu": (1, 16), "paper": (1, 2), "demo": (1, 16), "tiny": (1, 8)}
@@ -128,8 +131,10 @@ def engines(model, cfg, B: int, onnx_dir: Path | None) -> dict:
     x = X[:, :, T // 2]  # (B, C, H, W)
     fp32, bf16 = TorchForward(model, "fp32", "cpu"), TorchForward(model, "bf16", "cpu")
     clip_f, stream_f = count_flops(cfg)
+    ref = TorchForward(set_fast_path(copy.deepcopy(model), False), "fp32", "cpu")
     out = {}
-    for name, fw in (("fp32", fp32), ("bf16", bf16)):
+    for name, fw in (("fp32", fp32), ("fp32 ref", ref), ("bf16", bf16)):
+        # "ref": the reference kernels (train.fast=false); the others run the fast path
         out[f"torch {name} clip"] = (lambda fw=fw: fw(X), clip_f)
         if T > 1:
             out[f"torch {name} stream"] = (lambda fw=fw: stream_step(fw, x, T), stream_f)

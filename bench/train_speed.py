@@ -2,13 +2,17 @@
 
     python bench/train_speed.py --root ../shared/datasets/ped2 --presets cpu,paper --steps 20
 
+The fast path (train.fast, the default) and the reference path (train.fast=false) train
+side by side from the same weights, in alternating rounds, so that both see the same noisy
+machine; the speed-up printed is the median of the per-round ratios, with its range.
 Each step is timed in two parts: waiting for the DataLoader's next batch (data) and the DDL
 step itself (two forward passes, backward, Adam). FLOPs of one step are counted once with
 torch.utils.flop_counter.FlopCounterMode (forward + backward, 2 per multiply-add). The peak
 comes from bench/inference.py's cpu_peak (cores x clock x FLOPs/cycle). Without --root a
 synthetic scene at the preset's size is generated in a temp folder. --channels-last and
 --compile try the train.channels_last / train.compile settings; --batch and --latent override
-the preset; --profile N prints the N costliest ops of one step.
+the preset; --profile N prints the N costliest ops of one step for each path; --fast-only
+skips the reference path.
 """
 
 from __future__ import annotations
@@ -53,7 +57,57 @@ def profile_ops(net, creator, opt, batch, cfg, device, top: int) -> None:
         print(f"  {e.key:50s} {100 * e.self_cpu_time_total / total:5.1f}%  x{e.count}")
 
 
-def bench(preset: str, root: str, args) -> dict:
+def make_net(cfg, fast: bool):
+    """Model + creator + Adam, seeded so that the paired paths start from the same weights."""
+    torch.manual_seed(cfg.train.seed)
+    model, creator = build_modules(cfg)
+    net = DDLNet(model, creator, fast=fast)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
+    return net, creator, opt
+
+
+def layer_times(cfg, batch, rounds: int = 5) -> None:
+    """Forward + backward ms of each ConvBlock and Conv3D skip at its real input shape in one
+    DDL step, fast and reference path in alternating rounds (which layers hold a step back)."""
+    from ddlvad.models.blocks import ConvBlock
+
+    torch.manual_seed(0)
+    model, _ = build_modules(cfg)
+    shapes: dict[str, tuple] = {}
+
+    def keep_shape(name: str):
+        def hook(module, inputs, output) -> None:  # returns None: the output is kept
+            shapes.setdefault(name, tuple(inputs[0].shape))
+
+        return hook
+
+    hooks = [
+        m.register_forward_hook(keep_shape(n))
+        for n, m in model.named_modules()
+        if isinstance(m, ConvBlock | torch.nn.Conv3d)
+    ]
+    with torch.no_grad():
+        model(batch["X"])
+    for h in hooks:
+        h.remove()
+    print(f"  {'layer':22s} {'input':24s} {'ref ms':>7s} {'fast ms':>7s} {'x':>5s}  (x2: 2 passes)")
+    for name, shape in shapes.items():
+        m = model.get_submodule(name)
+        x = torch.rand(shape, requires_grad=name != "encoder.blocks.0")
+        ts: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(rounds):
+            for fast in (False, True):
+                if isinstance(m, ConvBlock):
+                    m.fast = fast
+                t0 = time.perf_counter()
+                m(x).sum().backward()
+                ts[fast].append(time.perf_counter() - t0)
+        r, f = statistics.median(ts[False]) * 1e3, statistics.median(ts[True]) * 1e3
+        print(f"  {name:22s} {str(list(shape)):24s} {r:7.1f} {f:7.1f} {r / f:5.2f}")
+
+
+def bench(preset: str, root: str, args) -> list[dict]:
+    """Time the fast and the reference path in alternating rounds (median of each)."""
     cfg = load_preset(preset)
     cfg.data.root, cfg.data.cache_dir = root, args.cache
     cfg.train.amp = args.amp
@@ -63,9 +117,6 @@ def bench(preset: str, root: str, args) -> dict:
     if args.latent:
         cfg.model.latent = args.latent
     clips, _ = make_clips(cfg, progress=False)
-    model, creator = build_modules(cfg)
-    net = DDLNet(model, creator)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
     loader = torch.utils.data.DataLoader(
         clips,
         batch_size=cfg.train.batch_size,
@@ -75,35 +126,54 @@ def bench(preset: str, root: str, args) -> dict:
     )
     device = DistContext().device
     it = iter(loader)
+    paths = {"fast": True, "reference": False} if not args.fast_only else {"fast": True}
+    nets = {k: make_net(cfg, fast) for k, fast in paths.items()}
     batch = next(it)
-    with FlopCounterMode(display=False) as fc:
-        one_step(net, creator, opt, batch, cfg, device)
-    flops = fc.get_total_flops()  # counted eagerly: compiled kernels bypass the counter
-    apply_speedups(model, cfg.train)
-    waits, comps, first = [], [], 0.0
+    flops = {}
+    for k, (net, creator, opt) in nets.items():
+        with FlopCounterMode(display=False) as fc:
+            one_step(net, creator, opt, batch, cfg, device)
+        flops[k] = fc.get_total_flops()  # counted eagerly: compiled kernels bypass the counter
+        apply_speedups(net.model, cfg.train)
+    waits = {k: [] for k in nets}
+    comps = {k: [] for k in nets}
+    first = {k: 0.0 for k in nets}
     for i in range(args.warmup + args.steps):
-        t0 = time.perf_counter()
-        batch = next(it)
-        t1 = time.perf_counter()
-        one_step(net, creator, opt, batch, cfg, device)
-        t2 = time.perf_counter()
-        first = first or t2 - t1  # includes compilation with --compile
-        if i >= args.warmup:
-            waits.append(t1 - t0)
-            comps.append(t2 - t1)
-    step = statistics.median([w + c for w, c in zip(waits, comps, strict=True)])
+        for k, (net, creator, opt) in nets.items():  # alternate: both see the same machine
+            t0 = time.perf_counter()
+            batch = next(it)
+            t1 = time.perf_counter()
+            one_step(net, creator, opt, batch, cfg, device)
+            t2 = time.perf_counter()
+            first[k] = first[k] or t2 - t1  # includes compilation with --compile
+            if i >= args.warmup:
+                waits[k].append(t1 - t0)
+                comps[k].append(t2 - t1)
+    if args.layers:
+        layer_times(cfg, next(it))
     if args.profile:
-        profile_ops(net, creator, opt, next(it), cfg, device, args.profile)
-    return {
-        "preset": preset,
-        "batch": cfg.train.batch_size,
-        "step_s": step,
-        "samples_s": cfg.train.batch_size / step,
-        "gflop_step": flops / 1e9,
-        "gflops": flops / 1e9 / statistics.median(comps),
-        "data_share": sum(waits) / (sum(waits) + sum(comps)),
-        "first_s": first,
-    }
+        for k, (net, creator, opt) in nets.items():
+            print(f"  profile, {k} path:")
+            profile_ops(net, creator, opt, next(it), cfg, device, args.profile)
+    rows = []
+    for k in nets:
+        step = statistics.median([w + c for w, c in zip(waits[k], comps[k], strict=True)])
+        rows.append(
+            {
+                "preset": preset,
+                "path": k,
+                "batch": cfg.train.batch_size,
+                "step_s": step,
+                "samples_s": cfg.train.batch_size / step,
+                # the reference path's FLOPs: the useful work, whichever kernels do it
+                "gflop_step": flops.get("reference", flops["fast"]) / 1e9,
+                "gflops": flops.get("reference", flops["fast"]) / 1e9 / statistics.median(comps[k]),
+                "data_share": sum(waits[k]) / (sum(waits[k]) + sum(comps[k])),
+                "first_s": first[k],
+                "comps": comps[k],
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -120,6 +190,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="override the preset's batch size")
     ap.add_argument("--latent", type=int, default=0, help="override the preset's latent width")
     ap.add_argument("--profile", type=int, default=0, help="print the top N ops of one step")
+    ap.add_argument("--fast-only", action="store_true", help="skip the reference path")
+    ap.add_argument("--layers", action="store_true", help="per-layer fwd+bwd ms, both paths")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "ddlvad-bench-cache"))
     args = ap.parse_args()
     if args.threads:
@@ -131,16 +203,24 @@ def main() -> None:
         generate(Path(tempfile.mkdtemp()) / "synth", SceneSpec(height=256, width=256, frames=60))
     )
     print(
-        f"{'preset':8s} {'batch':>5s} {'step s':>7s} {'samples/s':>9s} {'GFLOP/step':>10s} "
-        f"{'GFLOP/s':>8s} {'%peak':>6s} {'data %':>6s} {'1st s':>6s}"
+        f"{'preset':8s} {'path':9s} {'batch':>5s} {'step s':>7s} {'samples/s':>9s} "
+        f"{'GFLOP/step':>10s} {'GFLOP/s':>8s} {'%peak':>6s} {'data %':>6s} {'1st s':>6s}"
     )
     for p in args.presets.split(","):
-        r = bench(p.strip(), root, args)
-        print(
-            f"{r['preset']:8s} {r['batch']:5d} {r['step_s']:7.3f} {r['samples_s']:9.2f} "
-            f"{r['gflop_step']:10.2f} {r['gflops']:8.1f} {100 * r['gflops'] / peak:6.1f} "
-            f"{100 * r['data_share']:6.1f} {r['first_s']:6.1f}"
-        )
+        rows = bench(p.strip(), root, args)
+        for r in rows:
+            print(
+                f"{r['preset']:8s} {r['path']:9s} {r['batch']:5d} {r['step_s']:7.3f} "
+                f"{r['samples_s']:9.2f} {r['gflop_step']:10.2f} {r['gflops']:8.1f} "
+                f"{100 * r['gflops'] / peak:6.1f} {100 * r['data_share']:6.1f} {r['first_s']:6.1f}"
+            )
+        if len(rows) == 2:
+            ratios = [b / a for a, b in zip(rows[0]["comps"], rows[1]["comps"], strict=True)]
+            print(
+                f"{p.strip()}: fast / reference speed-up {statistics.median(ratios):.2f}x "
+                f"(median of {len(ratios)} paired rounds; min {min(ratios):.2f}, "
+                f"max {max(ratios):.2f})"
+            )
 
 
 if __name__ == "__main__":

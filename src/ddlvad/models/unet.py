@@ -25,15 +25,17 @@ class Encoder(nn.Module):
         w = widths(latent)
         c_ins = (C, *w[:3])
         self.blocks = nn.ModuleList(
-            ConvBlock(ci, co, kernels=kernels, final_kernel=final_kernel)
-            for ci, co in zip(c_ins, w, strict=True)
+            # the first block sees the image's few channels: its branches run merged
+            ConvBlock(ci, co, kernels=kernels, final_kernel=final_kernel, merge=i == 0)
+            for i, (ci, co) in enumerate(zip(c_ins, w, strict=True))
         )
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, sD=None) -> list[torch.Tensor]:
         # x: (N, C, H, W) -> [(N, w1, H/2, W/2), (N, w2, H/4), (N, w3, H/8), (N, w4, H/16)]
+        # sD: (s, D) with x = X0 + s * D (see ConvBlock); only the first block needs it.
         feats = []
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, sD) if i == 0 and sD is not None else block(x)
             feats.append(x)
         return feats
 
@@ -46,7 +48,7 @@ class Decoder(nn.Module):
         self.up4 = ConvBlock(w4, w3, **kw)
         self.up3 = ConvBlock(2 * w3, w2, **kw)
         self.up2 = ConvBlock(2 * w2, w1, **kw)
-        self.up1 = ConvBlock(2 * w1, C, last=True, **kw)
+        self.up1 = ConvBlock(2 * w1, C, last=True, merge=True, **kw)  # 4*C-channel branches
 
     def forward(self, s1: torch.Tensor, s2: torch.Tensor, s3: torch.Tensor, s4: torch.Tensor):
         x = self.up4(s4)  # (B, w3, H/8, W/8)
@@ -75,9 +77,10 @@ class UNet(nn.Module):
         self.encoder = Encoder(C, latent, kernels, final_kernel)
         self.decoder = Decoder(C, latent, kernels, final_kernel)
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        # X: (B, C, 1, H, W) -> (B, C, H, W)
-        return self.decoder(*self.encoder(X[:, :, 0]))
+    def forward(self, X: torch.Tensor, sD=None) -> torch.Tensor:
+        # X: (B, C, 1, H, W) -> (B, C, H, W); sD = (s, D): X = X0 + s * D, D like X
+        sD = None if sD is None else (sD[0], sD[1][:, :, 0])
+        return self.decoder(*self.encoder(X[:, :, 0], sD))
 
 
 class C3DSU(nn.Module):
@@ -106,11 +109,15 @@ class C3DSU(nn.Module):
             for w in widths(latent)
         )
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
+    def forward(self, X: torch.Tensor, sD=None) -> torch.Tensor:
+        """X: (B, C, T, H, W) -> (B, C, H, W). sD = (s, D): X = X0 + s * D with D like X and
+        X passed without grad to s; gradients to s then skip the input gradient (ConvBlock)."""
         B, C, T, H, W = X.shape
         x = X.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, C, H, W): frames through 2D
+        if sD is not None:
+            sD = (sD[0], sD[1].transpose(1, 2).reshape(B * T, C, H, W))
         feats = []
-        for feat in self.encoder(x):
+        for feat in self.encoder(x, sD):
             _, c, h, w = feat.shape
             feats.append(feat.reshape(B, T, c, h, w).transpose(1, 2))  # (B, c, T, h, w)
         return self.head(*feats)
