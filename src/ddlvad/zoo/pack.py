@@ -1,0 +1,139 @@
+"""Make a zoo entry from a trained and tested run: weights-only checkpoint, card, sha256s."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ddlvad.checkpoint import load_checkpoint
+from ddlvad.config import load_run_config
+from ddlvad.io import atomic_write, atomic_write_json, atomic_write_text
+from ddlvad.zoo import CARD, CHECKPOINT, RUN_FILES, ZOO_DIR, sha256
+
+MAX_FILE_BYTES = 5 * 1024 * 1024  # weights in git: each file under 5 MB
+# The checkpoint keys inference needs; optimiser, schedule and RNG state are left out.
+KEEP = ("model", "creator", "model_key", "fingerprint", "epoch", "step")
+METRIC_KEYS = (
+    "frame_auc_micro",
+    "frame_auc_macro",
+    "frame_auc_micro_normalized",
+    "frame_auc_micro_unsmoothed",
+    "eer",
+    "ap",
+    "frames",
+    "anomalous_frames",
+    "videos",
+    "per_video_auc",
+    "protocol",
+)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def git_commit(repo: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _write_entry_files(run: Path, entry: Path) -> None:
+    cfg = load_run_config(run)
+    cfg.data.root, cfg.data.cache_dir = "", ""  # the trainer's paths mean nothing elsewhere
+    cfg.dump(entry / "config.yaml")
+    ck = load_checkpoint(run / CHECKPOINT, cfg)
+    slim = {k: ck[k] for k in KEEP if k in ck}
+    atomic_write(entry / CHECKPOINT, lambda tmp: torch.save(slim, tmp))
+    for rel in RUN_FILES[1:]:
+        if (run / rel).is_file():
+            shutil.copyfile(run / rel, entry / rel)
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    m = card["metrics"]
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
+    videos = ", ".join(f"{k} {pct(v)}" for k, v in sorted((m.get("per_video_auc") or {}).items()))
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        card["summary"],
+        "",
+        f"- Dataset: {card['dataset']} ({card['split']})",
+        f"- Preset: {card['preset']}; seed {card['seed']}",
+        f"- Trained with: `{card['command']}`",
+        f"- Commit: {card['commit']}",
+        f"- Training: {card['train_seconds']} s, {card['train_steps']} steps on {card['machine']}",
+        f"- Final sigma: {card.get('sigma')}",
+        "",
+        "| micro AUC | macro AUC | micro, per-video min-max | EER | AP |",
+        "|---|---|---|---|---|",
+        f"| {pct(m.get('frame_auc_micro'))} | {pct(m.get('frame_auc_macro'))} | "
+        f"{pct(m.get('frame_auc_micro_normalized'))} | {m.get('eer', 0):.3f} | "
+        f"{m.get('ap', 0):.3f} |",
+        "",
+        f"Protocol: `{json.dumps(m.get('protocol', {}), sort_keys=True)}`",
+        "",
+        f"Per-video AUC: {videos}",
+        "",
+        f"Reproduce: `{card['reproduce']}`",
+        "",
+        card.get("notes", ""),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def pack(
+    run: str | Path, name: str, *, command: str, info: dict[str, Any], root: Path = ZOO_DIR
+) -> Path:
+    """Write ``root/name`` from ``run`` (trained, and tested: its metrics.json is the card's).
+
+    ``info``: summary, dataset, split, preset, seed, notes, commit (optional)."""
+    run = Path(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    summary = json.loads((run / "train_summary.json").read_text())
+    entry = root / name
+    if entry.exists():
+        shutil.rmtree(entry)
+    (entry / "checkpoints").mkdir(parents=True)
+    _write_entry_files(run, entry)
+    files = {}
+    for p in sorted(q for q in entry.rglob("*") if q.is_file()):
+        if p.stat().st_size >= MAX_FILE_BYTES:
+            raise ValueError(f"{p}: {p.stat().st_size} bytes; zoo files must stay under 5 MB")
+        files[p.relative_to(entry).as_posix()] = sha256(p)
+    card = {
+        "name": name,
+        **info,
+        "command": command,
+        "commit": info.get("commit") or git_commit(Path(__file__).resolve().parents[3]),
+        "machine": info.get("machine") or machine(),
+        "train_seconds": summary.get("seconds"),
+        "train_steps": summary.get("steps"),
+        "sigma": summary.get("sigma"),
+        "metrics": {k: metrics.get(k) for k in METRIC_KEYS},
+        "reproduce": f"ddlvad test --model {name} --data {info['dataset_flag']} "
+        f"--root PATH --out DIR",
+        "files": files,
+    }
+    atomic_write_json(entry / CARD, card)
+    atomic_write_text(entry / "MODEL_CARD.md", card_markdown(card))
+    return entry

@@ -1,0 +1,119 @@
+"""Shipped models: packing, sha256 checks, --model on the verbs, never writing the package."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ddlvad import zoo
+from ddlvad.cli import main
+from ddlvad.detector import Detector
+from ddlvad.zoo.cli import resolve_run
+from ddlvad.zoo.pack import MAX_FILE_BYTES, pack
+
+INFO = {
+    "summary": "tiny synthetic test model",
+    "dataset": "synthetic",
+    "dataset_flag": "frames",
+    "split": "synthetic train/test",
+    "preset": "tiny",
+    "seed": 0,
+    "notes": "",
+    "commit": "test",
+    "machine": "test",
+}
+
+
+@pytest.fixture(scope="module")
+def zoo_root(trained_run, synth_root, tmp_path_factory):
+    """A zoo with one entry, 'synth', packed from the tiny session run after testing it."""
+    run = tmp_path_factory.mktemp("packed") / "run"
+    shutil.copytree(trained_run, run)
+    assert main(["test", "--run", str(run), "--root", str(synth_root), "--quiet"]) == 0
+    root = tmp_path_factory.mktemp("zoo")
+    pack(run, "synth", command="ddlvad train ...", info=INFO, root=root)
+    return root
+
+
+def _snapshot(folder):
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def test_pack_writes_a_verified_weights_only_entry(zoo_root):
+    entry = zoo.resolve("synth", zoo_root)
+    card = zoo.read_card("synth", zoo_root)
+    assert set(card["files"]) >= {"config.yaml", "checkpoints/last.pt", "threshold.json"}
+    assert all((entry / f).stat().st_size < MAX_FILE_BYTES for f in card["files"])
+    assert 0.0 <= card["metrics"]["frame_auc_micro"] <= 1.0
+    assert "frames" in card["reproduce"] and (entry / "MODEL_CARD.md").is_file()
+    import torch
+
+    ck = torch.load(entry / "checkpoints" / "last.pt", weights_only=True)
+    assert "optim" not in ck and "rng" not in ck and "model" in ck
+    cfg_text = (entry / "config.yaml").read_text()
+    assert "cache_dir: ''" in cfg_text and "root: ''" in cfg_text
+    assert zoo.names(zoo_root) == ["synth"] and "synth:" in zoo.card_line("synth", zoo_root)
+
+
+def test_tampered_or_missing_file_is_refused(zoo_root, tmp_path):
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo_root, root)
+    ck = root / "synth" / "checkpoints" / "last.pt"
+    data = bytearray(ck.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    ck.write_bytes(bytes(data))
+    with pytest.raises(zoo.ZooError, match=r"last\.pt: sha256 .* does not match"):
+        zoo.resolve("synth", root)
+    (root / "synth" / "threshold.json").unlink()
+    ck.write_bytes(bytes(data))
+    with pytest.raises(zoo.ZooError, match="missing|does not match"):
+        zoo.resolve("synth", root)
+    with pytest.raises(zoo.ZooError, match="unknown model 'nope'.*synth"):
+        zoo.resolve("nope", root)
+
+
+def test_model_flag_writes_outputs_outside_the_package(zoo_root, synth_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "ZOO_DIR", zoo_root)
+    before = _snapshot(zoo_root)
+    out = tmp_path / "copy"
+    args = ["test", "--model", "synth", "--root", str(synth_root), "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    card = zoo.read_card("synth", zoo_root)
+    got = json.loads((out / "metrics.json").read_text())["frame_auc_micro"]
+    assert got == pytest.approx(card["metrics"]["frame_auc_micro"], abs=1e-4)
+    assert "reproduces" in zoo.check_metrics("synth", out / "metrics.json")  # CI's check
+    assert _snapshot(zoo_root) == before  # nothing written into the entry
+    # a second run reuses the copy; a folder holding other files under the same names is refused
+    assert main(args) == 0
+    (out / "threshold.json").write_text("{}")
+    with pytest.raises(zoo.ZooError, match="not model 'synth'"):
+        zoo.materialize("synth", out)
+
+
+def test_predict_reads_the_entry_in_place(zoo_root, tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(zoo, "ZOO_DIR", zoo_root)
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(model="synth", run=None, out=None, input="/data/clip.mp4")
+    resolve_run(args, "predict")
+    assert args.run == str(zoo_root / "synth")
+    assert args.out == str(zoo.default_run_dir("synth") / "predict" / "clip.mp4")
+
+
+def test_detector_from_pretrained_scores_frames(zoo_root, monkeypatch):
+    monkeypatch.setattr(zoo, "ZOO_DIR", zoo_root)
+    det = Detector.from_pretrained("synth", precision="fp32")
+    frames = np.random.default_rng(0).integers(0, 255, (6, 40, 50, 3), dtype=np.uint8)
+    raw = det.score(list(frames))
+    assert raw.shape == (6,) and np.isfinite(raw).all()
+    assert det.threshold is not None
+
+
+def test_shipped_entries_verify():
+    for name in zoo.names():
+        entry = zoo.resolve(name)
+        card = zoo.read_card(name)
+        assert card["metrics"]["frame_auc_micro"] is not None
+        assert all((entry / f).stat().st_size < MAX_FILE_BYTES for f in card["files"])
