@@ -37,3 +37,31 @@ def test_summary_mean_std():
     assert "90.00 ± 10.00 (n=3)" in md and "—" in md  # missing cells shown as a dash
     one = markdown(summarise(rows[:1]), ["c3dsu"], MODES, "synthetic", "cmd")
     assert "80.00 (n=1)" in one and "±" not in one.split("|", 1)[1]
+
+
+def test_sweep_cells_seeds_table_and_bad_file(synth_root, tmp_path):
+    from ddlvad.sweep import read_sweep, sweep
+    from ddlvad.sweep import summarise as sweep_summary
+
+    base = tiny_config(synth_root, tmp_path / "cache", train__max_steps=2)
+    f = tmp_path / "sweep.yaml"
+    f.write_text("base: {}\nlr_low: {train.lr: 0.001, score.patch: 4}\n")
+    out = tmp_path / "sweep"
+    doc = sweep(base, f, out, seeds=2, command="test", progress=False)
+    assert {(r["cell"], r["seed"]) for r in doc["cells"]} == {
+        (c, s) for c in ("base", "lr_low") for s in (0, 1)
+    }
+    m = json.loads((out / "lr_low_s1" / "metrics.json").read_text())
+    assert m["protocol"]["patch"] == 4 and (out / "sweep.png").stat().st_size > 0
+    s = doc["summary"]["lr_low"]["frame_auc_micro"]
+    aucs = [100 * r["frame_auc_micro"] for r in doc["cells"] if r["cell"] == "lr_low"]
+    assert s["spread"] == pytest.approx(max(aucs) - min(aucs)) and s["std"] is not None
+    assert "train.lr=0.001" in (out / "sweep.md").read_text()
+    one = sweep_summary(doc["cells"][:1], {"base": {}})["base"]["frame_auc_micro"]
+    assert one["std"] is None and one["spread"] is None  # no spread from one seed
+    f.write_text("- not a mapping\n")
+    with pytest.raises(ValueError, match="sweep.yaml"):
+        read_sweep(f)
+    f.write_text("bad: {train.nope: 1}\n")
+    with pytest.raises(Exception, match="nope"):
+        sweep(base, f, tmp_path / "s2", seeds=1, command="t", progress=False)
