@@ -49,9 +49,8 @@ def run_cell(cfg: Config, run_dir: Path, progress: bool) -> dict:
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
-    if not (run_dir / "train_summary.json").exists():
-        resume = (run_dir / "checkpoints" / "last.pt").exists()
-        train(cfg, run_dir, resume=resume, progress=progress)
+    if not (run_dir / "train_summary.json").exists():  # resume: fresh when no checkpoint yet
+        train(cfg, run_dir, resume=True, progress=progress)
     return evaluate(run_dir, cfg, progress=progress)
 
 
@@ -177,6 +176,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default=",".join(MODELS), help="comma list of unet,c3dsu")
     p.add_argument("--modes", default=",".join(MODES), help="comma list of none,static,dynamic")
     p.add_argument(
+        "--sweep",
+        metavar="FILE",
+        help="instead of the grid: YAML of named overrides (cell: {train.lr: 0.001}) x seeds; "
+        "writes sweep.md, sweep.json, sweep.png",
+    )
+    p.add_argument(
         "--collect-only",
         action="store_true",
         help="train nothing: write the table from the cells finished so far",
@@ -197,6 +202,21 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"unknown models/modes {bad}; models {MODELS}, modes {MODES}")
     out = Path(args.out) if args.out else Path("runs") / f"ablate_{args.data}"
+    if args.sweep:
+        from ddlvad.sweep import sweep
+
+        doc = sweep(
+            base,
+            args.sweep,
+            out,
+            seeds=args.seeds,
+            command="ddlvad " + " ".join(sys.argv[1:]),
+            progress=not args.quiet,
+            train=not args.collect_only,
+        )
+        print((out / "sweep.md").read_text())
+        print(f"wrote {out / 'sweep.md'}, sweep.json ({len(doc['cells'])} runs)")
+        return 0
     doc = ablate(
         base,
         out,

@@ -1,4 +1,7 @@
-"""``ddlvad <verb>``: a thin wrapper over the library functions."""
+"""The ``ddlvad`` command: one verb per pipeline stage, a thin wrapper over the library.
+
+Building the parser imports no torch: each verb imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from ddlvad import __version__
 from ddlvad.config import Config, apply_overrides, load_preset, load_run_config, parse_set
+from ddlvad.zoo.cli import add_models_verb, add_run_or_model, resolve_run
 
 # Dataset names users type -> layout loader ("auto" detects it under --root).
 DATA_LAYOUTS = {
@@ -29,13 +34,20 @@ def _add_data(p: argparse.ArgumentParser, preset: bool = True) -> None:
     p.add_argument("--root", help="dataset root folder")
     p.add_argument("--scene", default="", help="scene / camera id (ShanghaiTech, folder)")
     if preset:
-        p.add_argument("--preset", default="cpu", help="config preset name or YAML path")
+        from ddlvad.cli_args import presets_epilog
+
+        p.add_argument(
+            "--preset", default="cpu", help="config preset (listed below; default cpu) or YAML file"
+        )
+        p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep one preset a line
+        p.epilog = presets_epilog()
     p.add_argument(
         "--set",
         nargs="*",
+        action="extend",
         default=[],
         metavar="KEY=VALUE",
-        help="config overrides, e.g. train.epochs=2 data.height=64",
+        help="config overrides, e.g. train.epochs=2 data.height=64 (repeatable)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -51,7 +63,7 @@ def build_config(args: argparse.Namespace, base: Config | None = None) -> Config
     if getattr(args, "scene", ""):
         cfg.data.scene = args.scene
     apply_overrides(cfg, parse_set(getattr(args, "set", []) or []))
-    return cfg
+    return cfg.validate("--set / preset")
 
 
 def _strip_nproc(argv: list[str]) -> list[str]:
@@ -82,13 +94,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     if args.resume and (run_dir / "config.yaml").exists():
         cfg = build_config(args, load_run_config(run_dir))
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues a run and --overwrite replaces it: pass one")
     if cfg.data.scene == "all":
         from ddlvad.scenes import train_scenes
 
-        out = train_scenes(cfg, run_dir, resume=args.resume, progress=not args.quiet)
+        out = train_scenes(
+            cfg, run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
+        )
         print(json.dumps({"runs": str(run_dir), "scenes": list(out)}, indent=2))
         return 0
-    summary = train(cfg, run_dir, resume=args.resume, progress=not args.quiet)
+    summary = train(
+        cfg, run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
+    )
+    if summary.get("nothing_to_do"):
+        print(f"ddlvad train: {summary['nothing_to_do']}", file=sys.stderr)
     print(json.dumps({"run": str(run_dir), **summary}, indent=2))
     return 0
 
@@ -97,6 +117,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     from ddlvad.evaluate import evaluate
     from ddlvad.scenes import scene_dirs, test_scenes
 
+    resolve_run(args, "test")
     if scene_dirs(args.run):  # a --scene all folder: one run per scene
         over = parse_set(args.set or [])
         for key in ("patch", "shifted", "median", "normalize", "edge"):
@@ -114,6 +135,12 @@ def cmd_test(args: argparse.Namespace) -> int:
     for key in ("patch", "shifted", "median", "normalize", "edge"):
         if getattr(args, key, None) is not None:  # explicit flags win over --set
             setattr(cfg.score, key, getattr(args, key))
+    if args.protocols:
+        from ddlvad.protocols import compare_protocols, table_text
+
+        print(table_text(compare_protocols(args.run, cfg, progress=not args.quiet)))
+        print(f"wrote {Path(args.run) / 'protocols.json'}")
+        return 0
     m = evaluate(args.run, cfg, progress=not args.quiet, pixel_stride=args.pixel_stride)
     s = cfg.score
     print(
@@ -168,8 +195,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# Verbs that live in their own modules: each module defines
-#   add_arguments(p: argparse.ArgumentParser) -> None   and   run(args) -> int
+# Verbs that live in their own modules: each module defines run(args) -> int, and
+#   add_arguments(p: argparse.ArgumentParser) -> None unless ddlvad.cli_args.ARGUMENTS holds
+#   the verb's options (modules that import torch: --help must not import them).
 PLUGIN_VERBS = {
     "report": ("ddlvad.report", "HTML report and plots for a run"),
     "predict": ("ddlvad.predict", "score a video file, folder or live stream with a run"),
@@ -181,7 +209,13 @@ PLUGIN_VERBS = {
 def _plugin(verb: str, parser: argparse.ArgumentParser) -> None:
     import importlib
 
+    from ddlvad.cli_args import ARGUMENTS
+
     module_name, _ = PLUGIN_VERBS[verb]
+    if verb in ARGUMENTS:  # options here, module imported only when the verb runs
+        ARGUMENTS[verb](parser)
+        parser.set_defaults(fn=lambda a: _run_plugin(verb, a))
+        return
     try:
         mod = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
@@ -193,19 +227,44 @@ def _plugin(verb: str, parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(fn=mod.run)
 
 
+def _run_plugin(verb: str, args: argparse.Namespace) -> int:
+    import importlib
+
+    module_name, _ = PLUGIN_VERBS[verb]
+    try:
+        mod = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name:
+            raise
+        return _missing(verb)
+    resolve_run(args, verb)
+    return mod.run(args)
+
+
 def _missing(verb: str) -> int:
     print(f"ddlvad {verb}: not available in this build", file=sys.stderr)
     return 2
 
 
 def make_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="ddlvad", description=__doc__)
-    sub = ap.add_subparsers(dest="verb", required=True)
+    ap = argparse.ArgumentParser(
+        prog="ddlvad",
+        description="Video anomaly detection by Dynamic Distinction Learning: train a model "
+        "on normal footage of one camera, then score new footage of it.",
+        epilog="Start with 'ddlvad demo'. 'ddlvad VERB --help' lists a verb's options.",
+    )
+    ap.add_argument("--version", action="version", version=f"ddlvad {__version__}")
+    sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB", title="verbs")
 
     p = sub.add_parser("train", help="train a model into a run directory")
     _add_data(p)
     p.add_argument("--out", help="run directory (default runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (only once the new config and data validated)",
+    )
     p.add_argument(
         "--nproc",
         type=int,
@@ -215,7 +274,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("test", help="score a labelled test split; report AUCs")
-    p.add_argument("--run", required=True, help="run directory")
+    add_run_or_model(p, out=True)
     _add_data(p, preset=False)
     g = p.add_argument_group("scoring protocol (default: the run's score.* config)")
     bool_flag = argparse.BooleanOptionalAction
@@ -232,6 +291,12 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--pixel-stride", type=int, default=2, help="pixel AUC: every Nth row/column (1 = all)"
     )
+    g.add_argument(
+        "--protocols",
+        action="store_true",
+        help="one reconstruction pass, then micro/macro AUC under every patch (4-32), grid and "
+        "median (0-33) side by side; writes RUN/protocols.json (not scores.csv)",
+    )
     p.set_defaults(fn=cmd_test)
 
     p = sub.add_parser("info", help="JSON summary of a dataset root")
@@ -247,22 +312,21 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synthetic scene end to end: generate, train, test")
     p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--epochs", type=int, default=0, help="override the demo preset's epochs")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(fn=cmd_demo)
 
     for verb, (_, help_text) in PLUGIN_VERBS.items():
         _plugin(verb, sub.add_parser(verb, help=help_text))
+    add_models_verb(sub)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return args.fn(args)
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
-        print(f"ddlvad {args.verb}: error: {e}", file=sys.stderr)
-        return 2
+    from ddlvad.errors import run_entry
+
+    return run_entry(f"ddlvad {args.verb}", lambda: args.fn(args))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ddlvad.config_check import ConfigError, validate
 from ddlvad.io import atomic_write_text
 
 
@@ -91,6 +92,7 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast for the forward passes (GPU, or a CPU with bf16)
     channels_last: bool = False  # NHWC memory format for the 2D convolutions
     compile: bool = False  # torch.compile the network f (inductor; needs a C++ compiler on CPU)
+    fast: bool = True  # fast kernels (same maths; see models/blocks.py); false = reference
 
 
 @dataclass
@@ -144,25 +146,45 @@ class Config:
             "pseudo_mode": self.pseudo.mode,
         }
 
+    def validate(self, source: str = "config") -> Config:
+        """ConfigError naming every out-of-range or mistyped key (see ``config_check``)."""
+        return validate(self, source)
+
     def fingerprint(self) -> str:
         return hashlib.sha1(json.dumps(self.model_key(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", tuple: "a list of ints"}
 
 
 def _coerce(value: Any, current: Any) -> Any:
     """Convert a YAML/CLI value to the type of the field's current value."""
     if isinstance(current, bool):
-        if isinstance(value, str):
-            return value.lower() in ("1", "true", "yes", "on")
-        return bool(value)
+        text = str(value).lower()
+        if text not in TRUE + FALSE:
+            raise ValueError(value)
+        return text in TRUE
     if isinstance(current, tuple):
         if isinstance(value, str):
             value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
         return tuple(int(v) for v in value)
     if isinstance(current, int):
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
         return int(value)
     if isinstance(current, float):
         return float(value)
     return str(value)
+
+
+def _typed(key: str, value: Any, current: Any) -> Any:
+    """``_coerce`` with an error that names the key and the expected type."""
+    try:
+        return _coerce(value, current)
+    except (ValueError, TypeError, OverflowError):
+        expected = TYPE_NAMES.get(type(current), "a string")
+        raise ConfigError(f"{key} = {value!r}: expected {expected}") from None
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
@@ -178,17 +200,17 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
         parts = key.split(".")
         if len(parts) == 1:
             if parts[0] != "name":
-                raise ValueError(f"unknown config key {key!r}")
+                raise ConfigError(f"unknown config key {key!r}")
             cfg.name = str(value)
             continue
-        section, attr = parts
+        section, attr = parts if len(parts) == 2 else (key, "")
         sub = getattr(cfg, section, None)
         if sub is None or not dataclasses.is_dataclass(sub):
-            raise ValueError(f"unknown config section {section!r} in {key!r}")
+            raise ConfigError(f"unknown config section {section!r} in {key!r}")
         names = {f.name for f in fields(sub)}
         if attr not in names:
-            raise ValueError(f"unknown config key {key!r}; {section} has: {sorted(names)}")
-        setattr(sub, attr, _coerce(value, getattr(sub, attr)))
+            raise ConfigError(f"unknown config key {key!r}; {section} has: {sorted(names)}")
+        setattr(sub, attr, _typed(key, value, getattr(sub, attr)))
     return cfg
 
 
@@ -207,15 +229,32 @@ def load_preset(name: str) -> Config:
         if not res.is_file():
             raise ValueError(f"unknown preset {name!r}; available: {preset_names()}")
         text = res.read_text()
-    data = yaml.safe_load(text) or {}
-    return apply_overrides(Config(), data)
+    return config_from_yaml(text, str(path) if path.exists() else f"preset {name}")
+
+
+def config_from_yaml(text: str, source: str) -> Config:
+    """A Config from YAML text; ConfigError naming ``source`` when the YAML or a key is bad."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"{source}: not valid YAML{where} ({problem})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of config sections, got {data!r:.60}")
+    try:
+        return apply_overrides(Config(), data)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def load_run_config(run_dir: str | Path) -> Config:
+    """A run's config.yaml, validated; errors name the file."""
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no config.yaml; is {run_dir} a ddlvad run directory?")
-    return apply_overrides(Config(), yaml.safe_load(path.read_text()) or {})
+    return config_from_yaml(path.read_text(), str(path)).validate(str(path))
 
 
 def parse_set(items: list[str]) -> dict[str, str]:
@@ -223,7 +262,7 @@ def parse_set(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"--set expects section.key=value, got {item!r}")
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out

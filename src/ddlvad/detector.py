@@ -224,6 +224,21 @@ class FrameScorer:
                 del d[k]
 
 
+def onnx_info(run_dir: Path) -> dict[str, Any]:
+    """Which weights an onnxruntime detector uses: model.onnx's sha256 and, when the export
+    report recorded it, the checkpoint it was exported from."""
+    import hashlib
+    import json
+
+    path = run_dir / ONNX_FILE
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    info: dict[str, Any] = {"file": str(path), "sha256": digest}
+    with contextlib.suppress(OSError, ValueError):
+        report = json.loads((run_dir / f"{ONNX_FILE}.json").read_text())
+        info["exported_from"] = report.get("checkpoint")
+    return info
+
+
 class Detector:
     """A trained run as a frame scorer. ``from_run`` is the usual way to build one."""
 
@@ -246,6 +261,7 @@ class Detector:
         self.size = (cfg.data.height, cfg.data.width, cfg.data.channels)
         self.batch_size = cfg.score.batch_size
         self.threshold, self.threshold_source = threshold, threshold_source
+        self.checkpoint: dict[str, Any] = {}  # the weights used (from_run fills it)
 
     @classmethod
     def from_run(
@@ -281,16 +297,28 @@ class Detector:
             cfg = load_run_config(run_dir)
             stream = engine == "stream" and model_T(cfg.model.name, cfg.data.T) > 1
             forward = ort_forward(run_dir, stream=stream)
+            info = onnx_info(run_dir)
         else:
             from ddlvad.evaluate import load_trained
 
-            cfg, model = load_trained(run_dir, device=device)
+            info = {}
+            cfg, model = load_trained(run_dir, device=device, info=info)
             forward = TorchForward(model, precision, device)
         source = "cli"
         if threshold is None:
             calib = load_threshold(run_dir)
             threshold, source = (calib["threshold"], "calibrated") if calib else (None, "none")
-        return cls(cfg, forward, engine=engine, threshold=threshold, threshold_source=source)
+        det = cls(cfg, forward, engine=engine, threshold=threshold, threshold_source=source)
+        det.checkpoint = info
+        return det
+
+    @classmethod
+    def from_pretrained(cls, name: str, **kwargs: Any) -> Detector:
+        """A shipped model (``ddlvad models`` lists them), each file sha256-checked first;
+        keywords as for ``from_run``. The package's files are only read."""
+        from ddlvad import zoo
+
+        return cls.from_run(zoo.resolve(name), **kwargs)
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """One frame ((h, w, 3) RGB, or (h, w) / (h, w, 1) gray; uint8) -> (H, W, C) uint8."""

@@ -26,6 +26,7 @@ import torch
 
 from ddlvad.detector import ONNX_FILE, ONNX_STREAM_FILES, StreamEncoder, StreamHead
 from ddlvad.io import atomic_write, atomic_write_json
+from ddlvad.models.blocks import set_fast_path
 from ddlvad.scoring import error_map, patch_max
 
 TOLERANCE = 1e-4  # max |onnxruntime - torch| on reconstructions (in [0, 1]) and frame scores
@@ -177,7 +178,10 @@ def export_onnx(run_dir: str | Path, *, check: bool = True) -> dict[str, Any]:
     from ddlvad.evaluate import load_trained
 
     run_dir = Path(run_dir)
-    cfg, model = load_trained(run_dir)
+    ckpt: dict[str, Any] = {}
+    cfg, model = load_trained(run_dir, info=ckpt)
+    # the reference kernels: the exporter cannot trace the fast path's merged weights
+    set_fast_path(model, False)
     require_onnx()
     d, T = cfg.data, model.T
     meta = {"ddlvad_fingerprint": cfg.fingerprint(), "ddlvad_run": run_dir.resolve()}
@@ -191,6 +195,7 @@ def export_onnx(run_dir: str | Path, *, check: bool = True) -> dict[str, Any]:
         "output": {"recon": ["batch", d.channels, d.height, d.width]},
         "fingerprint": cfg.fingerprint(),
         "tolerance": TOLERANCE,
+        "checkpoint": ckpt,  # the weights exported (file, epoch, step, sha256)
     }
     if check:
         report["clip"] = _diffs(model.eval(), ort_forward(run_dir), cfg, False)
@@ -200,13 +205,6 @@ def export_onnx(run_dir: str | Path, *, check: bool = True) -> dict[str, Any]:
         report["match"] = worst <= TOLERANCE
     atomic_write_json(run_dir / f"{ONNX_FILE}.json", report)
     return report
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument(
-        "--no-check", action="store_true", help="skip the onnxruntime vs torch comparison"
-    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from ddlvad.calibrate import split_holdout, write_threshold
-from ddlvad.checkpoint import load_checkpoint, save_checkpoint
+from ddlvad.checkpoint import save_checkpoint
 from ddlvad.config import Config
 from ddlvad.data.clips import MASK_NONE, MASK_RANDOM, MASK_TRACK, TrainClips
 from ddlvad.data.layouts import check_clip_length
@@ -37,9 +37,12 @@ from ddlvad.distributed import (
 from ddlvad.io import atomic_write_json
 from ddlvad.loss import LossParts, ddl_loss
 from ddlvad.models import build_model, model_T
+from ddlvad.models.blocks import set_fast_path
 from ddlvad.objects.masks import MaskPicker
 from ddlvad.pipeline import load_videos, open_dataset, train_tracks
 from ddlvad.pseudo import PseudoAnomalyCreator
+from ddlvad.resume import StartPoint, batches_per_epoch, nothing_left, prepare_run, previous_summary
+from ddlvad.rundir import claim_run, clear_run
 from ddlvad.viz import plot_sigma_trajectory
 
 LOG_FIELDS = ["epoch", "step", "loss", "recon", "dist", "P", "N", "sigma", "lr", "masked"]
@@ -115,9 +118,11 @@ class DDLNet(nn.Module):
     """Model f and pseudo-anomaly creator in one module, so that DDP synchronises the
     gradient of l together with the network's (l is used outside f)."""
 
-    def __init__(self, model: nn.Module, creator: PseudoAnomalyCreator) -> None:
+    def __init__(self, model: nn.Module, creator: PseudoAnomalyCreator, fast: bool = True) -> None:
         super().__init__()
         self.model, self.creator = model, creator
+        set_fast_path(model, fast)
+        self.fast = fast
 
     def forward(
         self, X: torch.Tensor, M: torch.Tensor | None = None, A: torch.Tensor | None = None
@@ -126,7 +131,12 @@ class DDLNet(nn.Module):
         y = self.model(X)
         if M is None:
             return y, None, None
+        A = torch.rand_like(X) if A is None else A
         X_A = self.creator(X, M, A)  # eqs (1)-(2)
+        if self.fast and self.creator.mode == "dynamic" and torch.is_grad_enabled():
+            # X_A = X + s * M * (A - X) is affine in s: f's first layer takes the gradient to
+            # l through that line instead of the full input gradient (same maths, faster).
+            return y, X_A, self.model(X_A.detach(), sD=(self.creator.sigma(), M * (A - X)))
         return y, X_A, self.model(X_A)
 
 
@@ -175,18 +185,20 @@ class CsvLog:
         self.f.close()
 
 
-def _setup(cfg: Config, ctx: DistContext, run_dir: Path, progress: bool):
+def _setup(cfg: Config, ctx: DistContext, run_dir: Path, progress: bool, overwrite: bool = False):
     """Data (rank 0 first: it builds caches and tracks), modules, optimiser, schedule."""
     tc = cfg.train
     if not ctx.is_main:
         barrier(ctx)
     clips, info = make_clips(cfg, progress and ctx.is_main)  # validates data before writing
     if ctx.is_main:
+        if overwrite:  # the new config and data validated: only now drop the old run
+            clear_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump(run_dir / "config.yaml")
         barrier(ctx)
     model, creator = build_modules(cfg)
-    net = DDLNet(model, creator).to(ctx.device)
+    net = DDLNet(model, creator, fast=tc.fast).to(ctx.device)
     apply_speedups(model, tc)
     opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
     sched = torch.optim.lr_scheduler.StepLR(
@@ -195,38 +207,53 @@ def _setup(cfg: Config, ctx: DistContext, run_dir: Path, progress: bool):
     return clips, info, net, opt, sched
 
 
-def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
+def train(
+    cfg: Config,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Train into ``run_dir``; returns a summary dict (also written to train_summary.json).
 
-    Under torchrun (WORLD_SIZE > 1) every rank trains on its share of each global batch;
-    only rank 0 writes logs, checkpoints and the summary.
+    The run directory is claimed first (``rundir.claim_run``: a second writer fails at once);
+    a new run refuses a folder holding a run unless ``overwrite``; ``resume`` checks the
+    checkpoint against ``cfg`` before anything is written. Under torchrun (WORLD_SIZE > 1)
+    every rank trains on its share of each global batch; only rank 0 writes.
     """
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoints" / "last.pt"
-    tc = cfg.train
+    tc = cfg.validate().train
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)
     ctx = init_distributed(tc.device)
     try:
-        return _train(cfg, run_dir, ckpt_path, ctx, resume, progress and ctx.is_main)
+        with claim_run(run_dir, enabled=ctx.is_main):
+            ck = prepare_run(cfg, run_dir, resume, overwrite, writer=ctx.is_main)
+            idle = nothing_left(cfg, run_dir, ck)
+            if idle:
+                return {**previous_summary(run_dir), "nothing_to_do": idle}
+            return _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress and ctx.is_main)
     finally:
         shutdown(ctx)
 
 
-def _train(cfg, run_dir, ckpt_path, ctx, resume, progress) -> dict:
+def _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress) -> dict:
     tc = cfg.train
-    clips, info, net, opt, sched = _setup(cfg, ctx, run_dir, progress)
+    clips, info, net, opt, sched = _setup(cfg, ctx, run_dir, progress, overwrite)
     model, creator = net.model, net.creator
-    start_epoch, step = 0, 0
-    if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path, cfg)
+    start = StartPoint.of(ck)
+    start_epoch, step = start.epoch, start.step
+    if ck is not None:
         model.load_state_dict(ck["model"])
         creator.load_state_dict(ck["creator"])
         opt.load_state_dict(ck["optim"])
         sched.load_state_dict(ck["sched"])
-        start_epoch, step = ck["epoch"] + 1, ck["step"]
         torch.set_rng_state(ck["rng"])
+    resume = ck is not None
+    n_batches = batches_per_epoch(len(clips), local_batch(tc.batch_size, ctx), ctx.world_size)
     ddp = DDP(net, find_unused_parameters=creator.enabled) if ctx.enabled else net
     logs = None
     if ctx.is_main:
@@ -234,14 +261,19 @@ def _train(cfg, run_dir, ckpt_path, ctx, resume, progress) -> dict:
             CsvLog(run_dir / "train_log.csv", LOG_FIELDS, step if resume else 0),
             CsvLog(run_dir / "sigma.csv", ["epoch", "step", "sigma"], step if resume else 0),
         )
-    counts = {"track": 0, "random": 0, "none": 0}
+    counts = start.counts  # cumulative over every session of the run
     t0 = time.perf_counter()
     try:
         for epoch in range(start_epoch, tc.epochs):
+            skip = start.skip if epoch == start_epoch else 0
+            rng_epoch, before = torch.get_rng_state(), step
             step = _run_epoch(
-                cfg, ddp, creator, opt, clips, epoch, step, ctx, logs, counts, progress
+                cfg, ddp, creator, opt, clips, epoch, step, ctx, logs, counts, progress, skip
             )
-            sched.step()
+            done = skip + step - before
+            partial = done < n_batches  # stopped mid-epoch by max_steps
+            if not partial:
+                sched.step()
             if ctx.is_main:
                 save_checkpoint(
                     ckpt_path,
@@ -252,6 +284,11 @@ def _train(cfg, run_dir, ckpt_path, ctx, resume, progress) -> dict:
                     sched=sched,
                     epoch=epoch,
                     step=step,
+                    batch=done if partial else 0,
+                    mask_counts=counts,
+                    seconds=start.seconds + time.perf_counter() - t0,
+                    sessions=start.sessions + 1,
+                    **({"rng": rng_epoch} if partial else {}),  # replay this epoch's RNG
                 )
             barrier(ctx)
             if tc.max_steps and step >= tc.max_steps:
@@ -259,11 +296,18 @@ def _train(cfg, run_dir, ckpt_path, ctx, resume, progress) -> dict:
     finally:
         for log in logs or ():
             log.close()
+    return _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress)
+
+
+def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress) -> dict:
+    """train_summary.json (cumulative over sessions), threshold.json, the sigma plot."""
+    model, creator = net.model, net.creator
     sigma = float(creator.sigma().detach()) if creator.enabled else None
     summary = {
         **info,
         "steps": step,
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(start.seconds + time.perf_counter() - t0, 1),
+        "sessions": start.sessions + 1,
         "sigma": sigma,
         "mask_counts": counts,
         "params": sum(p.numel() for p in model.parameters()),
@@ -281,7 +325,10 @@ def _train(cfg, run_dir, ckpt_path, ctx, resume, progress) -> dict:
     return summary
 
 
-def _run_epoch(cfg, net, creator, opt, clips, epoch, step, ctx, logs, counts, progress) -> int:
+def _run_epoch(
+    cfg, net, creator, opt, clips, epoch, step, ctx, logs, counts, progress, skip: int = 0
+) -> int:
+    """Train one epoch from its batch ``skip`` (a resume after a mid-epoch stop)."""
     tc = cfg.train
     clips.set_epoch(epoch)
     # The same permutation as a single process: rank r takes every world_size-th clip, so
@@ -296,18 +343,21 @@ def _run_epoch(cfg, net, creator, opt, clips, epoch, step, ctx, logs, counts, pr
     )
     sampler.set_epoch(epoch)
     b = local_batch(tc.batch_size, ctx)
+    order = list(sampler)[skip * b :] if skip else sampler  # same batches as without a stop
     loader = DataLoader(
-        clips, batch_size=b, sampler=sampler, num_workers=tc.workers, drop_last=len(sampler) > b
+        clips, batch_size=b, sampler=order, num_workers=tc.workers, drop_last=len(sampler) > b
     )
     net.train()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, leave=False)
-    for batch in bar:
+    total = min(len(loader), tc.max_steps - step) if tc.max_steps else len(loader)
+    desc = f"epoch {epoch + 1}/{tc.epochs}"
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)  # counts steps done
+    for batch in loader:
         parts, masked = step_loss(net, creator, batch, cfg, ctx.device)
         if broadcast_flag(ctx, not bool(torch.isfinite(parts.total))):
             raise NonFiniteLoss(
                 f"non-finite loss at epoch {epoch + 1}, step {step + 1} "
-                f"(recon={float(parts.recon)}, dist={float(parts.dist)}); the last good "
-                f"checkpoint is kept. Try a lower train.lr or loss.eps > 0."
+                f"(recon={float(parts.recon.detach())}, dist={float(parts.dist.detach())}); "
+                f"the last good checkpoint is kept. Try a lower train.lr or loss.eps > 0."
             )
         opt.zero_grad(set_to_none=True)
         parts.total.backward()
@@ -320,8 +370,10 @@ def _run_epoch(cfg, net, creator, opt, clips, epoch, step, ctx, logs, counts, pr
             if creator.enabled:
                 logs[1].write({"epoch": epoch, "step": step, "sigma": row["sigma"]})
             bar.set_postfix(recon=row["recon"], dist=row["dist"], sigma=row["sigma"])
+        bar.update()
         if tc.max_steps and step >= tc.max_steps:
             break
+    bar.close()
     return step
 
 
