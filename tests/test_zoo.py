@@ -30,7 +30,9 @@ def zoo_root(trained_run, synth_root, tmp_path_factory):
     """A zoo with one entry, 'synth', packed from the tiny session run after testing it."""
     run = tmp_path_factory.mktemp("packed") / "run"
     shutil.copytree(trained_run, run)
-    assert main(["test", "--run", str(run), "--root", str(synth_root), "--quiet"]) == 0
+    # scored at another patch than the run's 8: the entry's config and threshold follow it
+    args = ["test", "--run", str(run), "--root", str(synth_root), "--patch", "4", "--quiet"]
+    assert main(args) == 0
     root = tmp_path_factory.mktemp("zoo")
     pack(run, "synth", command="ddlvad train ...", info=INFO, root=root)
     return root
@@ -53,6 +55,9 @@ def test_pack_writes_a_verified_weights_only_entry(zoo_root):
     assert "optim" not in ck and "rng" not in ck and "model" in ck
     cfg_text = (entry / "config.yaml").read_text()
     assert "cache_dir: ''" in cfg_text and "root: ''" in cfg_text
+    assert (
+        "patch: 4" in cfg_text and json.loads((entry / "threshold.json").read_text())["patch"] == 4
+    )
     assert zoo.names(zoo_root) == ["synth"] and "synth:" in zoo.card_line("synth", zoo_root)
 
 

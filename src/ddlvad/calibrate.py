@@ -93,6 +93,10 @@ def calibrate(
         "threshold_raw": float(np.quantile(np.concatenate(list(raw.values())), q)),
         "score": f"raw patch-max score, median filter {cfg.score.median or 'off'}, "
         "no normalisation",
+        # the protocol the threshold belongs to: a threshold means nothing under another
+        "patch": cfg.score.patch,
+        "shifted": cfg.score.shifted,
+        "median": cfg.score.median,
     }
 
 

@@ -23,6 +23,7 @@ onnxruntime (fp32, the graphs written by ``ddlvad export``; see ``ddlvad.export`
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -239,6 +240,27 @@ def onnx_info(run_dir: Path) -> dict[str, Any]:
     return info
 
 
+def _check_threshold_protocol(run_dir: Path, calib: dict | None, cfg: Config) -> None:
+    """Warn when threshold.json was calibrated under another patch/grid/median than the
+    run's config: a threshold is a score level, and it means nothing under another protocol."""
+    if not calib or "patch" not in calib:
+        return
+    s = cfg.score
+    if (calib["patch"], calib.get("shifted"), calib.get("median")) != (
+        s.patch,
+        s.shifted,
+        s.median,
+    ):
+        warnings.warn(
+            f"{run_dir / 'threshold.json'}: calibrated at patch {calib['patch']}, shifted "
+            f"{calib.get('shifted')}, median {calib.get('median')}, but the config scores with "
+            f"patch {s.patch}, shifted {s.shifted}, median {s.median}; re-calibrate with "
+            f"`python -m ddlvad.calibrate --run {run_dir}`",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 class Detector:
     """A trained run as a frame scorer. ``from_run`` is the usual way to build one."""
 
@@ -308,6 +330,7 @@ class Detector:
         if threshold is None:
             calib = load_threshold(run_dir)
             threshold, source = (calib["threshold"], "calibrated") if calib else (None, "none")
+            _check_threshold_protocol(run_dir, calib, cfg)
         det = cls(cfg, forward, engine=engine, threshold=threshold, threshold_source=source)
         det.checkpoint = info
         return det

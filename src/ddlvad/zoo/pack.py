@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import shutil
@@ -56,16 +57,36 @@ def git_commit(repo: Path) -> str:
         return "unknown"
 
 
-def _write_entry_files(run: Path, entry: Path) -> None:
+SCORE_KEYS = ("patch", "shifted", "median", "normalize", "edge")
+
+
+def _write_entry_files(run: Path, entry: Path, protocol: dict[str, Any]) -> None:
     cfg = load_run_config(run)
-    cfg.data.root, cfg.data.cache_dir = "", ""  # the trainer's paths mean nothing elsewhere
-    cfg.dump(entry / "config.yaml")
+    trained = copy.deepcopy(cfg.score)
+    for k in SCORE_KEYS:  # the protocol the card's metrics were scored with
+        if k in protocol:
+            setattr(cfg.score, k, protocol[k])
     ck = load_checkpoint(run / CHECKPOINT, cfg)
     slim = {k: ck[k] for k in KEEP if k in ck}
     atomic_write(entry / CHECKPOINT, lambda tmp: torch.save(slim, tmp))
     for rel in RUN_FILES[1:]:
         if (run / rel).is_file():
             shutil.copyfile(run / rel, entry / rel)
+    if cfg.score != trained:  # the run's threshold was calibrated under another protocol
+        _recalibrate(run, cfg, entry)
+    cfg.data.root, cfg.data.cache_dir = "", ""  # the trainer's paths mean nothing elsewhere
+    cfg.dump(entry / "config.yaml")
+
+
+def _recalibrate(run: Path, cfg, entry: Path) -> None:
+    """threshold.json under the entry's protocol, on the run's own calibration frames."""
+    from ddlvad.calibrate import calibrate, calibration_videos
+    from ddlvad.evaluate import load_trained
+
+    _, model = load_trained(run, cfg)
+    atomic_write_json(
+        entry / "threshold.json", calibrate(model, cfg, calibration_videos(cfg), "cpu")
+    )
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -104,7 +125,8 @@ def card_markdown(card: dict[str, Any]) -> str:
 def pack(
     run: str | Path, name: str, *, command: str, info: dict[str, Any], root: Path = ZOO_DIR
 ) -> Path:
-    """Write ``root/name`` from ``run`` (trained, and tested: its metrics.json is the card's).
+    """Write ``root/name`` from ``run`` (trained, and tested: its metrics.json is the card's,
+    and the entry's score.* config is set to the protocol those metrics were scored with).
 
     ``info``: summary, dataset, split, preset, seed, notes, commit (optional)."""
     run = Path(run)
@@ -114,7 +136,7 @@ def pack(
     if entry.exists():
         shutil.rmtree(entry)
     (entry / "checkpoints").mkdir(parents=True)
-    _write_entry_files(run, entry)
+    _write_entry_files(run, entry, metrics.get("protocol", {}))
     files = {}
     for p in sorted(q for q in entry.rglob("*") if q.is_file()):
         if p.stat().st_size >= MAX_FILE_BYTES:
