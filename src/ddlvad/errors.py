@@ -8,6 +8,7 @@ checkpoints and bad input to one line naming the path, and exit with code 2.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -50,12 +51,15 @@ def install_warning_format() -> None:
 def run_entry(prog: str, fn: Callable[[], int]) -> int:
     """Run an entry point's body; print user errors as one line on stderr and return 2.
 
-    Warnings print as one line while it runs (the previous format is restored after)."""
+    Warnings print as one line while it runs (the previous format is restored after).
+    ``DDLVAD_DEBUG=1`` re-raises instead, with the traceback."""
     previous = warnings.formatwarning
     install_warning_format()
     try:
         return fn()
     except USER_ERRORS as e:
+        if os.environ.get("DDLVAD_DEBUG"):  # the full traceback, for bug reports
+            raise
         print(f"{prog}: error: {error_line(e)}", file=sys.stderr)
         return 2
     finally:
