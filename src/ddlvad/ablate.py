@@ -54,6 +54,14 @@ def run_cell(cfg: Config, run_dir: Path, progress: bool) -> dict:
     return evaluate(run_dir, cfg, progress=progress)
 
 
+def read_cell(run_dir: Path) -> tuple[dict, dict] | None:
+    """(metrics.json, train_summary.json) of a finished cell, None while it is not."""
+    if not (run_dir / "metrics.json").exists():
+        return None
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return m, json.loads((run_dir / "train_summary.json").read_text())
+
+
 def collect(out: Path, models, modes, seeds: int) -> list[dict]:
     """One row per finished cell, read back from its metrics.json and train_summary.json."""
     rows = []
@@ -61,10 +69,9 @@ def collect(out: Path, models, modes, seeds: int) -> list[dict]:
         for mode in modes:
             for seed in range(seeds):
                 d = out / f"{model}_{mode}_s{seed}"
-                if not (d / "metrics.json").exists():
+                if (cell := read_cell(d)) is None:
                     continue
-                m = json.loads((d / "metrics.json").read_text())
-                s = json.loads((d / "train_summary.json").read_text())
+                m, s = cell
                 rows.append(
                     {
                         "model": model,
@@ -202,32 +209,20 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"unknown models/modes {bad}; models {MODELS}, modes {MODES}")
     out = Path(args.out) if args.out else Path("runs") / f"ablate_{args.data}"
+    common = {
+        "seeds": args.seeds,
+        "command": "ddlvad " + " ".join(sys.argv[1:]),
+        "progress": not args.quiet,
+        "train": not args.collect_only,
+    }
     if args.sweep:
         from ddlvad.sweep import sweep
 
-        doc = sweep(
-            base,
-            args.sweep,
-            out,
-            seeds=args.seeds,
-            command="ddlvad " + " ".join(sys.argv[1:]),
-            progress=not args.quiet,
-            train=not args.collect_only,
-        )
+        doc = sweep(base, args.sweep, out, **common)
         print((out / "sweep.md").read_text())
         print(f"wrote {out / 'sweep.md'}, sweep.json ({len(doc['cells'])} runs)")
         return 0
-    doc = ablate(
-        base,
-        out,
-        seeds=args.seeds,
-        models=models,
-        modes=modes,
-        dataset=args.data,
-        command="ddlvad " + " ".join(sys.argv[1:]),
-        progress=not args.quiet,
-        train=not args.collect_only,
-    )
+    doc = ablate(base, out, models=models, modes=modes, dataset=args.data, **common)
     print((out / "ablation.md").read_text())
     print(f"wrote {out / 'ablation.md'} and ablation.json ({len(doc['cells'])} cells)")
     return 0

@@ -16,14 +16,13 @@ macro AUC as mean ± std with the spread (max - min) over seeds, and its trainin
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from ddlvad.ablate import run_cell
+from ddlvad.ablate import read_cell, run_cell
 from ddlvad.config import Config, apply_overrides
 from ddlvad.io import atomic_write_json, atomic_write_text
 
@@ -69,10 +68,9 @@ def collect(out: Path, cells: dict, seeds: int) -> list[dict[str, Any]]:
     for name in cells:
         for seed in range(seeds):
             d = out / f"{name}_s{seed}"
-            if not (d / "metrics.json").exists():
+            if (cell := read_cell(d)) is None:
                 continue
-            m = json.loads((d / "metrics.json").read_text())
-            s = json.loads((d / "train_summary.json").read_text())
+            m, s = cell
             row = {"cell": name, "seed": seed, "run": str(d), "seconds": s.get("seconds")}
             row.update({k: m.get(k) for k in METRICS})
             rows.append(row)
