@@ -93,6 +93,7 @@ class TrainConfig:
     channels_last: bool = False  # NHWC memory format for the 2D convolutions
     compile: bool = False  # torch.compile the network f (inductor; needs a C++ compiler on CPU)
     fast: bool = True  # fast kernels (same maths; see models/blocks.py); false = reference
+    ema: float = 0.0  # decay of a weight EMA kept for scoring (e.g. 0.999); 0 = off
 
 
 @dataclass
@@ -105,6 +106,7 @@ class ScoreConfig:
     normalize: bool = False  # per-video min-max before pooling videos
     batch_size: int = 16
     edge: str = "clamp"  # clamp: edge frames use replicated neighbours
+    weights: str = "ema"  # ema: the run's weight EMA when it kept one (train.ema); last: last step
 
 
 @dataclass

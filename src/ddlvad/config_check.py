@@ -95,6 +95,7 @@ RULES: list[Rule] = [
     ("train.workers", _int_at_least(0), "an integer >= 0"),
     ("train.threads", _int_at_least(0), "an integer >= 0 (0 = torch's default)"),
     ("train.max_steps", _int_at_least(0), "an integer >= 0 (0 = no cap)"),
+    ("train.ema", _in_range(0, 1, hi_open=True), "an EMA decay in [0, 1) (0 = off)"),
     (
         "score.patch",
         lambda v, c: _int_at_least(1)(v, c) and v <= min(c.data.height, c.data.width),
@@ -103,6 +104,7 @@ RULES: list[Rule] = [
     ("score.median", _int_at_least(0), "an integer >= 0 (0 = off)"),
     ("score.batch_size", _int_at_least(1), "an integer >= 1"),
     ("score.edge", _one_of("clamp", "copy"), "clamp or copy"),
+    ("score.weights", _one_of("ema", "last"), "ema or last"),
     ("calib.holdout", _in_range(0, 1, hi_open=True), "a fraction in [0, 1)"),
     ("calib.quantile", _in_range(0, 1, True, True), "a quantile in (0, 1)"),
 ]

@@ -35,6 +35,7 @@ import torch
 from ddlvad.checkpoint import load_checkpoint
 from ddlvad.config import Config, load_run_config
 from ddlvad.data.layouts import VideoRecord, load_pixel_masks
+from ddlvad.ema import scoring_state
 from ddlvad.io import atomic_write_json, atomic_write_text
 from ddlvad.metrics import (
     MACRO_RULE,
@@ -68,7 +69,9 @@ def load_trained(
     if info is not None:
         info.update(checkpoint_info(run_dir, ck))
     model, _ = build_modules(cfg)
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(scoring_state(ck, cfg.score.weights))
+    if info is not None:  # which weights were scored: the EMA only when the run kept one
+        info["weights"] = "ema" if cfg.score.weights == "ema" and ck.get("ema") else "last"
     return cfg, model.to(device).eval()
 
 

@@ -34,6 +34,7 @@ from ddlvad.distributed import (
     local_batch,
     shutdown,
 )
+from ddlvad.ema import make_ema
 from ddlvad.io import atomic_write_json
 from ddlvad.loss import LossParts, ddl_loss
 from ddlvad.models import build_model, model_T
@@ -123,6 +124,7 @@ class DDLNet(nn.Module):
         self.model, self.creator = model, creator
         set_fast_path(model, fast)
         self.fast = fast
+        self.ema = None  # a WeightEMA (not a submodule), set by training when train.ema > 0
 
     def forward(
         self, X: torch.Tensor, M: torch.Tensor | None = None, A: torch.Tensor | None = None
@@ -199,6 +201,7 @@ def _setup(cfg: Config, ctx: DistContext, run_dir: Path, progress: bool, overwri
         barrier(ctx)
     model, creator = build_modules(cfg)
     net = DDLNet(model, creator, fast=tc.fast).to(ctx.device)
+    net.ema = make_ema(model, tc.ema)  # before compile: the copy stays eager
     apply_speedups(model, tc)
     opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
     sched = torch.optim.lr_scheduler.StepLR(
@@ -251,6 +254,8 @@ def _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress) -> dict:
         creator.load_state_dict(ck["creator"])
         opt.load_state_dict(ck["optim"])
         sched.load_state_dict(ck["sched"])
+        if net.ema is not None and ck.get("ema"):
+            net.ema.load_state_dict(ck["ema"])
         torch.set_rng_state(ck["rng"])
     resume = ck is not None
     n_batches = batches_per_epoch(len(clips), local_batch(tc.batch_size, ctx), ctx.world_size)
@@ -289,6 +294,7 @@ def _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress) -> dict:
                     seconds=start.seconds + time.perf_counter() - t0,
                     sessions=start.sessions + 1,
                     **({"rng": rng_epoch} if partial else {}),  # replay this epoch's RNG
+                    **({"ema": net.ema} if net.ema is not None else {}),
                 )
             barrier(ctx)
             if tc.max_steps and step >= tc.max_steps:
@@ -319,7 +325,8 @@ def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress) -> 
         summary["sigma_per_rank"] = per_rank
     if ctx.is_main:
         atomic_write_json(run_dir / "train_summary.json", summary)
-        write_threshold(run_dir, cfg, model, ctx.device, progress)  # threshold.json for predict
+        scorer = net.ema.module if net.ema is not None and cfg.score.weights == "ema" else model
+        write_threshold(run_dir, cfg, scorer, ctx.device, progress)  # threshold.json for predict
         if creator.mode == "dynamic" and step > 0:
             plot_sigma_trajectory(run_dir / "sigma.csv", run_dir / "plots" / "sigma_trajectory.png")
     return summary
@@ -330,6 +337,7 @@ def _run_epoch(
 ) -> int:
     """Train one epoch from its batch ``skip`` (a resume after a mid-epoch stop)."""
     tc = cfg.train
+    ema = getattr(net, "module", net).ema  # under DDP, net wraps the DDLNet
     clips.set_epoch(epoch)
     # The same permutation as a single process: rank r takes every world_size-th clip, so
     # the union of the ranks' k-th batches is the single-process k-th global batch.
@@ -362,6 +370,8 @@ def _run_epoch(
         opt.zero_grad(set_to_none=True)
         parts.total.backward()
         opt.step()
+        if ema is not None:
+            ema.update()
         step += 1
         _count(batch["kind"], counts)
         if logs is not None:
