@@ -122,3 +122,12 @@ def test_shipped_entries_verify():
         card = zoo.read_card(name)
         assert card["metrics"]["frame_auc_micro"] is not None
         assert all((entry / f).stat().st_size < MAX_FILE_BYTES for f in card["files"])
+
+
+def test_threshold_from_another_protocol_warns(zoo_root, tmp_path):
+    run = zoo.materialize("synth", tmp_path / "copy", zoo_root)
+    text = (run / "config.yaml").read_text()
+    assert "patch: 4" in text
+    (run / "config.yaml").write_text(text.replace("patch: 4", "patch: 8"))
+    with pytest.warns(RuntimeWarning, match="calibrated at patch 4.*re-calibrate"):
+        Detector.from_run(run, precision="fp32")
