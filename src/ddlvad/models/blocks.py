@@ -9,6 +9,8 @@ gradients to float rounding, with fewer, better-shaped kernels on a CPU:
   real taps). Worth it only where channels are few: the blocks that touch the image.
 - encode: space-to-depth followed by a 1x1 convolution is one stride-2 2x2 convolution
   with the same weights viewed as (c_out, c, 2, 2), which skips the unshuffle copy.
+- activations and 2D weights are kept channels-last (NHWC) in memory: with 1 to 32 channels,
+  oneDNN's NHWC kernels beat its channel-blocked ones (which pad channels to 8 or 16).
 - ``sD``: the first layer's input X = X0 + s * D is affine in a scalar s (the pseudo-anomaly
   weight, eqs 1-2). The branch convolution is linear, so d(branches)/ds = conv(D) without
   bias: the gradient to s needs a forward convolution of D instead of the gradient with
@@ -112,8 +114,18 @@ class ConvBlock(nn.Module):
 
 
 def set_fast_path(model: nn.Module, on: bool) -> nn.Module:
-    """Switch every ConvBlock of ``model`` to the fast (default) or the reference path."""
+    """Switch every ConvBlock of ``model`` to the fast (default) or the reference path; the
+    fast path keeps 2D weights (and, through ``to_fast_layout``, activations) channels-last."""
+    fmt = torch.channels_last if on else torch.contiguous_format
     for m in model.modules():
         if isinstance(m, ConvBlock):
             m.fast = on
+        elif isinstance(m, nn.Conv2d):
+            m.weight.data = m.weight.data.contiguous(memory_format=fmt)
     return model
+
+
+def to_fast_layout(x: torch.Tensor, block: ConvBlock) -> torch.Tensor:
+    """(N, C, H, W) in channels-last (NHWC) memory when ``block`` runs the fast path: oneDNN's
+    NHWC kernels handle few channels far better than its blocked NCHW ones (same values)."""
+    return x.contiguous(memory_format=torch.channels_last) if block.fast else x

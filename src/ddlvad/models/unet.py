@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ddlvad.models.blocks import ConvBlock
+from ddlvad.models.blocks import ConvBlock, set_fast_path, to_fast_layout
 
 
 def widths(latent: int) -> tuple[int, int, int, int]:
@@ -33,6 +33,9 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, sD=None) -> list[torch.Tensor]:
         # x: (N, C, H, W) -> [(N, w1, H/2, W/2), (N, w2, H/4), (N, w3, H/8), (N, w4, H/16)]
         # sD: (s, D) with x = X0 + s * D (see ConvBlock); only the first block needs it.
+        x = to_fast_layout(x, self.blocks[0])
+        if sD is not None:
+            sD = (sD[0], to_fast_layout(sD[1], self.blocks[0]))
         feats = []
         for i, block in enumerate(self.blocks):
             x = block(x, sD) if i == 0 and sD is not None else block(x)
@@ -76,6 +79,7 @@ class UNet(nn.Module):
         self.T = 1
         self.encoder = Encoder(C, latent, kernels, final_kernel)
         self.decoder = Decoder(C, latent, kernels, final_kernel)
+        set_fast_path(self, True)  # the default; set_fast_path(model, False) for the reference
 
     def forward(self, X: torch.Tensor, sD=None) -> torch.Tensor:
         # X: (B, C, 1, H, W) -> (B, C, H, W); sD = (s, D): X = X0 + s * D, D like X
@@ -108,6 +112,7 @@ class C3DSU(nn.Module):
             nn.Conv3d(w, w, (T, 3, 3), padding=(0, 1, 1))
             for w in widths(latent)
         )
+        set_fast_path(self, True)  # the default; set_fast_path(model, False) for the reference
 
     def forward(self, X: torch.Tensor, sD=None) -> torch.Tensor:
         """X: (B, C, T, H, W) -> (B, C, H, W). sD = (s, D): X = X0 + s * D with D like X and
