@@ -69,7 +69,7 @@ def make_net(cfg, fast: bool):
 def layer_times(cfg, batch, rounds: int = 5) -> None:
     """Forward + backward ms of each ConvBlock and Conv3D skip at its real input shape in one
     DDL step, fast and reference path in alternating rounds (which layers hold a step back)."""
-    from ddlvad.models.blocks import ConvBlock
+    from ddlvad.models.blocks import ConvBlock, set_fast_path
 
     torch.manual_seed(0)
     model, _ = build_modules(cfg)
@@ -93,14 +93,19 @@ def layer_times(cfg, batch, rounds: int = 5) -> None:
     print(f"  {'layer':22s} {'input':24s} {'ref ms':>7s} {'fast ms':>7s} {'x':>5s}  (x2: 2 passes)")
     for name, shape in shapes.items():
         m = model.get_submodule(name)
-        x = torch.rand(shape, requires_grad=name != "encoder.blocks.0")
+        grad = name != "encoder.blocks.0"
+        x = torch.rand(shape, requires_grad=grad)
+        # the fast path's activations are channels-last (NHWC), the reference path's NCHW
+        fmt = torch.channels_last if len(shape) == 4 else torch.contiguous_format
+        x_fast = x.detach().contiguous(memory_format=fmt).requires_grad_(grad)
         ts: dict[bool, list[float]] = {True: [], False: []}
         for _ in range(rounds):
             for fast in (False, True):
                 if isinstance(m, ConvBlock):
-                    m.fast = fast
+                    set_fast_path(m, fast)
+                m.zero_grad(set_to_none=True)  # a grad keeps the layout it was made in
                 t0 = time.perf_counter()
-                m(x).sum().backward()
+                m(x_fast if fast else x).sum().backward()
                 ts[fast].append(time.perf_counter() - t0)
         r, f = statistics.median(ts[False]) * 1e3, statistics.median(ts[True]) * 1e3
         print(f"  {name:22s} {str(list(shape)):24s} {r:7.1f} {f:7.1f} {r / f:5.2f}")
