@@ -27,6 +27,10 @@ def test_ema_kept_resumed_and_scored(synth_root, tmp_path):
     assert info["weights"] == "ema"
     w = "encoder.blocks.0.branches.0.weight"
     assert torch.equal(m.state_dict()[w], a["ema"]["module." + w])
+    # the EMA's BN statistics were re-estimated at the end of training, and are scored
+    rv = "encoder.blocks.0.bn1.running_var"
+    assert torch.equal(m.state_dict()[rv], a["ema_bn"][rv])
+    assert not torch.equal(a["ema_bn"][rv], a["ema"]["module." + rv])
     assert not torch.equal(a["ema"]["module." + w], a["model"][w])  # an average, not a copy
     cfg.score.weights = "last"
     info = {}

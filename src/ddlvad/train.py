@@ -34,7 +34,7 @@ from ddlvad.distributed import (
     local_batch,
     shutdown,
 )
-from ddlvad.ema import make_ema
+from ddlvad.ema import make_ema, refresh_run
 from ddlvad.io import atomic_write_json
 from ddlvad.loss import LossParts, ddl_loss
 from ddlvad.models import build_model, model_T
@@ -302,10 +302,10 @@ def _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress) -> dict:
     finally:
         for log in logs or ():
             log.close()
-    return _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress)
+    return _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, clips)
 
 
-def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress) -> dict:
+def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, clips) -> dict:
     """train_summary.json (cumulative over sessions), threshold.json, the sigma plot."""
     model, creator = net.model, net.creator
     sigma = float(creator.sigma().detach()) if creator.enabled else None
@@ -325,7 +325,13 @@ def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress) -> 
         summary["sigma_per_rank"] = per_rank
     if ctx.is_main:
         atomic_write_json(run_dir / "train_summary.json", summary)
-        scorer = net.ema.module if net.ema is not None and cfg.score.weights == "ema" else model
+        scorer = model
+        if net.ema is not None:  # BN statistics of the averaged weights, into the checkpoint
+            refresh_run(run_dir, cfg, clips)
+            if cfg.score.weights == "ema":
+                from ddlvad.evaluate import load_trained  # evaluate imports train
+
+                scorer = load_trained(run_dir, cfg, ctx.device)[1]
         write_threshold(run_dir, cfg, scorer, ctx.device, progress)  # threshold.json for predict
         if creator.mode == "dynamic" and step > 0:
             plot_sigma_trajectory(run_dir / "sigma.csv", run_dir / "plots" / "sigma_trajectory.png")
