@@ -66,12 +66,11 @@ def load_trained(
     ``info``, when given, is filled with the checkpoint used (file, epoch, step, sha256)."""
     cfg = cfg or load_run_config(run_dir)
     ck = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt", cfg)
-    if info is not None:
+    if info is not None:  # which checkpoint, and which weights: the EMA only when kept
         info.update(checkpoint_info(run_dir, ck))
+        info["weights"] = "ema" if cfg.score.weights == "ema" and ck.get("ema") else "last"
     model, _ = build_modules(cfg)
     model.load_state_dict(scoring_state(ck, cfg.score.weights))
-    if info is not None:  # which weights were scored: the EMA only when the run kept one
-        info["weights"] = "ema" if cfg.score.weights == "ema" and ck.get("ema") else "last"
     return cfg, model.to(device).eval()
 
 

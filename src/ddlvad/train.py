@@ -327,11 +327,9 @@ def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, cli
         atomic_write_json(run_dir / "train_summary.json", summary)
         scorer = model
         if net.ema is not None:  # BN statistics of the averaged weights, into the checkpoint
-            refresh_run(run_dir, cfg, clips)
+            refreshed = refresh_run(run_dir, cfg, clips)
             if cfg.score.weights == "ema":
-                from ddlvad.evaluate import load_trained  # evaluate imports train
-
-                scorer = load_trained(run_dir, cfg, ctx.device)[1]
+                scorer = refreshed.to(ctx.device)
         write_threshold(run_dir, cfg, scorer, ctx.device, progress)  # threshold.json for predict
         if creator.mode == "dynamic" and step > 0:
             plot_sigma_trajectory(run_dir / "sigma.csv", run_dir / "plots" / "sigma_trajectory.png")

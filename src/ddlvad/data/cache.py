@@ -166,13 +166,12 @@ class FrameCache:
             entry.unlink()
         if not entry.exists():
             self._build(src, entry, height, width, channels)
-            self._check(entry, height, width, channels)
+            _VERIFIED.add(_stat_key(entry))  # its checksum was just computed from its frames
         return np.load(entry, mmap_mode="r")
 
     def _check(self, entry: Path, height: int, width: int, channels: int) -> None:
         """verify_entry, once per (file, size, mtime, inode) in this process."""
-        st = entry.stat()
-        key = (str(entry), st.st_size, st.st_mtime_ns, st.st_ino)
+        key = _stat_key(entry)
         if key not in _VERIFIED:
             verify_entry(entry, height, width, channels)
             _VERIFIED.add(key)
@@ -204,3 +203,8 @@ class FrameCache:
 
 
 _VERIFIED: set[tuple] = set()  # entries checked in this process
+
+
+def _stat_key(entry: Path) -> tuple:
+    st = entry.stat()
+    return (str(entry), st.st_size, st.st_mtime_ns, st.st_ino)

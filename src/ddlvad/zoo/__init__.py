@@ -20,11 +20,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ddlvad import rundir
+
 ZOO_DIR = Path(__file__).resolve().parent
 CARD = "card.json"
 # The run files an entry ships, when the source run has them (the checkpoint is rewritten).
 RUN_FILES = ("config.yaml", "threshold.json", "sigma.csv", "train_summary.json")
-CHECKPOINT = "checkpoints/last.pt"
+CHECKPOINT = rundir.CHECKPOINT.as_posix()
 
 
 class ZooError(ValueError):

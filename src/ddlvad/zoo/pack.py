@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -44,7 +45,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    # the packing machine: the card's command gives the training run's threads
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def git_commit(repo: Path) -> str:
