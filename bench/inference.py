@@ -39,11 +39,11 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ddlvad.backends import OrtForward, OrtStreamForward, TorchForward, native_bf16
 from ddlvad.config import load_preset
-from ddlvad.detector import ONNX_FILE, ONNX_STREAM_FILES, Detector, TorchForward, native_bf16
-from ddlvad.export import OrtForward, OrtStreamForward
+from ddlvad.detector import Detector
 from ddlvad.models.blocks import set_fast_path
-from ddlvad.train import build_modules
+from ddlvad.rundir import ONNX_FILE, ONNX_STREAM_FILES, build_modules
 
 BATCHES = {"cpu": (1, 16), "paper": (1, 2), "demo": (1, 16), "tiny": (1, 8)}
 

@@ -3,7 +3,7 @@
 import torch
 
 from ddlvad.checkpoint import load_checkpoint
-from ddlvad.evaluate import load_trained
+from ddlvad.rundir import load_trained
 from ddlvad.train import train
 from tests.conftest import tiny_config
 

@@ -7,18 +7,17 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ddlvad.cli import main
-from ddlvad.config import load_run_config
 from ddlvad.data.layouts import load_pixel_masks
 from ddlvad.evaluate import (
     SCORE_FIELDS,
     evaluate,
-    json_safe,
-    load_trained,
     read_scores_csv,
 )
+from ddlvad.io import json_safe
 from ddlvad.models import model_T
 from ddlvad.pipeline import load_videos, open_dataset
-from ddlvad.scoring import reconstruct_video
+from ddlvad.reconstruct import reconstruct_video
+from ddlvad.rundir import load_run_config, load_trained
 
 
 @pytest.fixture

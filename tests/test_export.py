@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from ddlvad.cli import main
-from ddlvad.detector import ONNX_STREAM_FILES, Detector
+from ddlvad.detector import Detector
 from ddlvad.export import TOLERANCE
+from ddlvad.rundir import ONNX_STREAM_FILES
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")

@@ -13,12 +13,11 @@ from ddlvad.metrics import (
     micro_auc,
     pixel_auc,
 )
+from ddlvad.reconstruct import reconstruct_frames, reconstruct_video
 from ddlvad.scoring import (
     error_map,
     minmax,
     patch_max,
-    reconstruct_frames,
-    reconstruct_video,
     smooth,
 )
 

@@ -7,14 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
-from ddlvad.calibrate import alert_ranges, split_holdout
 from ddlvad.cli import main
 from ddlvad.data.cache import FrameCache
 from ddlvad.detector import Detector
-from ddlvad.live import CausalMedian
-from ddlvad.overlay import CentredMedian
-from ddlvad.scoring import reconstruct_video, smooth
+from ddlvad.reconstruct import reconstruct_video
+from ddlvad.scoring import CausalMedian, CentredMedian, smooth
+from ddlvad.scoring import ranges_of as alert_ranges
 from ddlvad.train import train
+from ddlvad.train_data import split_holdout
 from tests.conftest import tiny_config
 
 
@@ -198,7 +198,7 @@ def test_holdout_calibration_and_threshold_override(synth_root, tmp_path, capsys
 
 
 def test_precision_auto_follows_native_bf16(monkeypatch):
-    import ddlvad.detector as d
+    import ddlvad.backends as d
 
     monkeypatch.setattr(d, "native_bf16", lambda: True)
     assert d.resolve_precision("auto", "cpu") == "bf16"

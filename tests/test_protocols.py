@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from ddlvad.cli import main
-from ddlvad.config import load_run_config
+from ddlvad.rundir import load_run_config
 
 
 def test_protocol_table_matches_plain_test(trained_run, synth_root, tmp_path, capsys):

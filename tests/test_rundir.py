@@ -10,8 +10,7 @@ import torch
 
 from ddlvad.checkpoint import CheckpointRefused, load_checkpoint
 from ddlvad.cli import main
-from ddlvad.config import load_run_config
-from ddlvad.rundir import RunExists, claim_run, lock_holder
+from ddlvad.rundir import RunExists, claim_run, load_run_config, lock_holder
 from ddlvad.train import train
 from tests.conftest import tiny_config
 

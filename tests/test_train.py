@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ddlvad.checkpoint import CheckpointMismatch, load_checkpoint
-from ddlvad.config import load_run_config
 from ddlvad.evaluate import evaluate
+from ddlvad.rundir import load_run_config
 from ddlvad.train import NonFiniteLoss, train
 from tests.conftest import tiny_config
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ddlvad.config import Config
 from ddlvad.io import atomic_write_json, atomic_write_text
+from ddlvad.rundir import METRICS, TRAIN_SUMMARY
 
 MODELS = ("unet", "c3dsu")
 MODES = ("none", "static", "dynamic")
@@ -46,20 +47,20 @@ def run_cell(cfg: Config, run_dir: Path, progress: bool) -> dict:
     from ddlvad.evaluate import evaluate
     from ddlvad.train import train
 
-    metrics_path = run_dir / "metrics.json"
+    metrics_path = run_dir / METRICS
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
-    if not (run_dir / "train_summary.json").exists():  # resume: fresh when no checkpoint yet
+    if not (run_dir / TRAIN_SUMMARY).exists():  # resume: fresh when no checkpoint yet
         train(cfg, run_dir, resume=True, progress=progress)
     return evaluate(run_dir, cfg, progress=progress)
 
 
 def read_cell(run_dir: Path) -> tuple[dict, dict] | None:
     """(metrics.json, train_summary.json) of a finished cell, None while it is not."""
-    if not (run_dir / "metrics.json").exists():
+    if not (run_dir / METRICS).exists():
         return None
-    m = json.loads((run_dir / "metrics.json").read_text())
-    return m, json.loads((run_dir / "train_summary.json").read_text())
+    m = json.loads((run_dir / METRICS).read_text())
+    return m, json.loads((run_dir / TRAIN_SUMMARY).read_text())
 
 
 def collect(out: Path, models, modes, seeds: int) -> list[dict]:

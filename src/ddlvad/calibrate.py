@@ -28,36 +28,10 @@ import torch
 
 from ddlvad.config import Config
 from ddlvad.io import atomic_write_json
-
-THRESHOLD_FILE = "threshold.json"
-
-
-def split_holdout(
-    videos: dict[str, np.ndarray], holdout: float
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(fit, held): each video's first ``1 - holdout`` of frames and its last ``holdout``.
-
-    ``holdout = 0`` returns ``(videos, {})``. At least one frame of each video is held out."""
-    if holdout <= 0:
-        return videos, {}
-    if holdout >= 1:
-        raise ValueError(f"calib.holdout must lie in [0, 1), got {holdout}")
-    fit, held = {}, {}
-    for name, v in videos.items():
-        n = len(v)
-        k = min(max(int(round(n * holdout)), 1), n - 1) if n > 1 else 0
-        if k == 0:
-            raise ValueError(f"video {name}: {n} frame(s), too short to hold any out")
-        fit[name], held[name] = v[: n - k], v[n - k :]
-    return fit, held
-
-
-def alert_ranges(flags: np.ndarray) -> list[tuple[int, int]]:
-    """0-based inclusive (start, end) index ranges of consecutive True values."""
-    f = np.concatenate([[False], np.asarray(flags, dtype=bool), [False]])
-    d = np.diff(f.astype(np.int8))
-    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
-    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
+from ddlvad.reconstruct import score_videos
+from ddlvad.rundir import THRESHOLD
+from ddlvad.scoring import postprocess, ranges_of
+from ddlvad.train_data import training_videos
 
 
 def calibrate(
@@ -68,8 +42,6 @@ def calibrate(
     Returns threshold (the ``cfg.calib.quantile`` quantile of median-filtered scores),
     quantile, frames, held_out (``cfg.calib.holdout > 0``), the share of those frames above
     the threshold and the number of alert ranges it would raise on them."""
-    from ddlvad.evaluate import postprocess, score_videos  # evaluate imports train
-
     q = cfg.calib.quantile
     if not 0 < q < 1:
         raise ValueError(f"calib.quantile must lie in (0, 1), got {q}")
@@ -80,7 +52,7 @@ def calibrate(
     smoothed = {n: postprocess(r, cfg, normalize=False) for n, r in raw.items()}
     flat = np.concatenate(list(smoothed.values()))
     thr = float(np.quantile(flat, q))
-    n_ranges = sum(len(alert_ranges(s > thr)) for s in smoothed.values())
+    n_ranges = sum(len(ranges_of(s > thr)) for s in smoothed.values())
     return {
         "threshold": thr,
         "quantile": q,
@@ -101,44 +73,33 @@ def calibrate(
 
 
 def calibration_videos(cfg: Config, progress: bool = False) -> dict[str, np.ndarray]:
-    """The normal frames a run calibrates on: held-out tails, or all training frames."""
-    from ddlvad.pipeline import load_videos, open_dataset
+    """The normal frames a run calibrates on: held-out tails, or all training frames.
 
-    videos = load_videos(open_dataset(cfg).train, cfg, progress)
-    fit, held = split_holdout(videos, cfg.calib.holdout)
-    return held if held else fit
+    Opens the dataset; training passes the frames its own setup split off instead."""
+    return training_videos(cfg, progress).calibration
 
 
 def write_threshold(
-    run_dir: str | Path, cfg: Config, model: torch.nn.Module, device, progress: bool = False
+    run_dir: str | Path,
+    cfg: Config,
+    model: torch.nn.Module,
+    device,
+    progress: bool = False,
+    videos: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Calibrate ``model`` on the run's normal frames; write ``run_dir/threshold.json``."""
-    result = calibrate(model, cfg, calibration_videos(cfg, progress), device)
-    atomic_write_json(Path(run_dir) / THRESHOLD_FILE, result)
+    """Calibrate ``model`` on the run's normal frames (``videos``, else loaded from the
+    dataset); write ``run_dir/threshold.json``."""
+    if videos is None:
+        videos = calibration_videos(cfg, progress)
+    result = calibrate(model, cfg, videos, device)
+    atomic_write_json(Path(run_dir) / THRESHOLD, result)
     return result
-
-
-def load_threshold(run_dir: str | Path) -> dict[str, Any] | None:
-    """The run's threshold.json as a dict, or None when the run has none."""
-    path = Path(run_dir) / THRESHOLD_FILE
-    if not path.exists():
-        return None
-    try:
-        d = json.loads(path.read_text())
-        float(d["threshold"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(
-            f"{path}: not a ddlvad threshold file (expected a 'threshold' number)"
-        ) from e
-    return d
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ddlvad.calibrate --run DIR``: (re)write threshold.json for a trained run."""
     from ddlvad.errors import run_entry
-    from ddlvad.evaluate import load_trained
-    from ddlvad.rundir import claim_run
-    from ddlvad.train import pick_device
+    from ddlvad.rundir import claim_run, load_trained, pick_device
 
     ap = argparse.ArgumentParser(prog="python -m ddlvad.calibrate", description=main.__doc__)
     ap.add_argument("--run", required=True, help="run directory")

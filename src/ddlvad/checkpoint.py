@@ -1,4 +1,5 @@
-"""Checkpoints: atomic save, ``weights_only=True`` load, refusal of a foreign config."""
+"""Checkpoints: atomic save, ``weights_only=True`` load, refusal of a foreign config, and
+which of the weights a checkpoint holds are scored (the last step's or the weight EMA's)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,24 @@ def load_checkpoint(path: str | Path, cfg: Config | None = None) -> dict[str, An
             f"{path}: checkpoint is from another config; differs in: " + "; ".join(diffs)
         )
     return ck
+
+
+EMA_PREFIX = "module."  # torch's AveragedModel keeps the averaged copy as .module
+
+
+def ema_state(ck: dict[str, Any]) -> dict[str, Any] | None:
+    """The averaged model's state_dict inside a checkpoint, or None when it kept no EMA."""
+    state = ck.get("ema")
+    if not state:
+        return None
+    return {k[len(EMA_PREFIX) :]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}
+
+
+def scoring_state(ck: dict[str, Any], weights: str) -> dict[str, Any]:
+    """The weights to score with: the EMA (with its re-estimated BN statistics when training
+    stored them) when asked for and kept, else the last step's."""
+    if weights == "ema":
+        state = ema_state(ck)
+        if state is not None:
+            return {**state, **ck.get("ema_bn", {})}
+    return ck["model"]

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from ddlvad import __version__
-from ddlvad.config import Config, apply_overrides, load_preset, load_run_config, parse_set
+from ddlvad.config import Config, apply_overrides, load_preset, parse_set
+from ddlvad.rundir import load_run_config
 from ddlvad.zoo.cli import add_models_verb, add_run_or_model, resolve_run
 
 # Dataset names users type -> layout loader ("auto" detects it under --root).
@@ -115,7 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from ddlvad.evaluate import evaluate
-    from ddlvad.scenes import scene_dirs, test_scenes
+    from ddlvad.rundir import scene_dirs
+    from ddlvad.scenes import test_scenes
 
     resolve_run(args, "test")
     if scene_dirs(args.run):  # a --scene all folder: one run per scene

@@ -109,6 +109,11 @@ class ScoreConfig:
     weights: str = "ema"  # ema: the run's weight EMA when it kept one (train.ema); last: last step
 
 
+# The score.* keys that change a run's numbers: each set by a ``ddlvad test`` flag and
+# recorded under ``protocol`` in metrics.json.
+SCORE_PROTOCOL = ("patch", "shifted", "median", "normalize", "edge")
+
+
 @dataclass
 class CalibConfig:
     """Alert threshold calibrated at training time on held-out normal frames."""
@@ -152,8 +157,18 @@ class Config:
         """ConfigError naming every out-of-range or mistyped key (see ``config_check``)."""
         return validate(self, source)
 
+    @property
+    def model_T(self) -> int:
+        """Clip length the model consumes: ``data.T``, except 1 for the UNet baseline."""
+        return model_T(self.model.name, self.data.T)
+
     def fingerprint(self) -> str:
         return hashlib.sha1(json.dumps(self.model_key(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def model_T(name: str, T: int) -> int:
+    """Clip length model ``name`` consumes: the UNet baseline always sees T = 1."""
+    return 1 if name == "unet" else T
 
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -249,14 +264,6 @@ def config_from_yaml(text: str, source: str) -> Config:
         return apply_overrides(Config(), data)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
-
-
-def load_run_config(run_dir: str | Path) -> Config:
-    """A run's config.yaml, validated; errors name the file."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no config.yaml; is {run_dir} a ddlvad run directory?")
-    return config_from_yaml(path.read_text(), str(path)).validate(str(path))
 
 
 def parse_set(items: list[str]) -> dict[str, str]:

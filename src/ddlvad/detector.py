@@ -16,13 +16,12 @@ step of each Conv3D skip (the model's forward computes all T steps and keeps one
 about half the FLOPs, runs 2-3x faster at the cpu preset, and its scores equal ``clip``'s
 up to float rounding (about 1e-6).
 
-Backends: torch (fp32, or bf16 autocast: only worth it on CPUs with native bf16) and
-onnxruntime (fp32, the graphs written by ``ddlvad export``; see ``ddlvad.export``).
+Backends (``ddlvad.backends``): torch (fp32, or bf16 autocast: only worth it on CPUs with
+native bf16) and onnxruntime (fp32, the graphs written by ``ddlvad export``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections import deque
 from collections.abc import Iterable
@@ -32,41 +31,22 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
-from ddlvad.config import Config, load_run_config
+from ddlvad.backends import (
+    BACKENDS,
+    Backend,
+    TorchForward,
+    onnx_info,
+    ort_forward,
+    resolve_precision,
+)
+from ddlvad.config import Config
+from ddlvad.data.clips import to_tensor
 from ddlvad.data.sources import to_working
-from ddlvad.models import model_T
-from ddlvad.scoring import error_map, patch_max, smooth
+from ddlvad.rundir import THRESHOLD, load_run_config, load_threshold, load_trained
+from ddlvad.scoring import SlidingWindow, error_map, patch_max, smooth
 
-BACKENDS = ("torch", "onnxruntime")
-PRECISIONS = ("auto", "fp32", "bf16")
 ENGINES = ("clip", "stream")
-ONNX_FILE = "model.onnx"  # whole clips; the stream engine uses the two graphs below
-ONNX_STREAM_FILES = ("model_encoder.onnx", "model_head.onnx")
-
-
-def native_bf16() -> bool:
-    """True when the CPU has bf16 dot-product instructions (AVX512-BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """``auto`` -> bf16 on a CPU with native bf16, else fp32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        return "bf16" if str(device) == "cpu" and native_bf16() else "fp32"
-    return precision
-
-
-def frame_tensor(frames: list[np.ndarray]) -> torch.Tensor:
-    """K frames (H, W, C) uint8 -> (C, K, H, W) float32 in [0, 1] (as ``clips.to_tensor``)."""
-    return torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2).float() / 255.0
 
 
 class Scored(NamedTuple):
@@ -74,89 +54,6 @@ class Scored(NamedTuple):
     raw: float  # patch-max score
     error: np.ndarray | None  # (H, W) error map when kept
     meta: Any  # whatever was pushed with the frame
-
-
-class TorchForward:
-    """The torch model on (B, C, T, H, W) clips -> (B, C, H, W), fp32 or bf16 autocast."""
-
-    def __init__(self, model: nn.Module, precision: str, device) -> None:
-        self.model, self.bf16, self.device = model.eval(), precision == "bf16", torch.device(device)
-        self.stream_head = StreamHead(model).eval() if hasattr(model, "skips") else None
-
-    def _ctx(self):
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
-
-    def __call__(self, X: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), self._ctx():
-            return self.model(X.to(self.device)).float()
-
-    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(N, C, H, W) frames -> the encoder's four feature maps (stream engine)."""
-        with torch.inference_mode(), self._ctx():
-            return list(self.model.encoder(x.to(self.device)))
-
-    def head(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        """Per level (B, c, T, h, w) features -> (B, C, H, W) (stream engine)."""
-        with torch.inference_mode(), self._ctx():
-            return self.stream_head(*feats).float()
-
-
-class StreamEncoder(nn.Module):
-    """C3DSU's 2D encoder on single frames: (N, C, H, W) -> four feature maps."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.encoder = model.encoder
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.encoder(x))
-
-
-class StreamHead(nn.Module):
-    """C3DSU after the encoder, for one window of cached features per clip: each Conv3D
-    skip evaluated at the middle time step only, then the decoder."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.skips, self.decoder = model.skips, model.decoder
-        self._head = type(model).head  # C3DSU.head reads only .skips and .decoder
-
-    def forward(self, *feats: torch.Tensor) -> torch.Tensor:
-        # feats: per level (B, c, T, h, w) -> (B, C, H, W); the model's own head
-        return self._head(self, *feats)
-
-
-class SlidingWindow:
-    """Frame count -> centred T-windows of frame indices, as ``EvalClips`` builds them.
-
-    ``clamp``: every frame is a centre, missing neighbours repeat the nearest frame.
-    ``copy``: only full windows are centres (the scorer copies their scores to the edges)."""
-
-    def __init__(self, T: int, edge: str = "clamp") -> None:
-        if edge not in ("clamp", "copy"):
-            raise ValueError(f"score.edge must be 'clamp' or 'copy', got {edge!r}")
-        self.r, self.edge, self.n = T // 2, edge, 0
-        self.next = 0 if edge == "clamp" else self.r  # next centre to emit
-
-    def push(self) -> list[tuple[int, list[int]]]:
-        """Register one more frame; return the windows it completes."""
-        self.n += 1
-        out = []
-        while self.next + self.r < self.n:
-            out.append(self._clip(self.next))
-            self.next += 1
-        return out
-
-    def finish(self) -> list[tuple[int, list[int]]]:
-        """End of stream: the right-edge windows (clamp only)."""
-        out = [self._clip(c) for c in range(self.next, self.n)] if self.edge == "clamp" else []
-        self.next = max(self.next, self.n)
-        return out
-
-    def _clip(self, c: int) -> tuple[int, list[int]]:
-        return c, [min(max(i, 0), self.n - 1) for i in range(c - self.r, c + self.r + 1)]
 
 
 class FrameScorer:
@@ -202,10 +99,6 @@ class FrameScorer:
 
     def finish(self) -> list[Scored]:
         """End of stream: score everything left, then the right-edge frames."""
-        if self.window.edge == "copy" and self.window.n < self.det.T:
-            raise ValueError(
-                f"edge rule 'copy' needs at least T = {self.det.T} frames, got {self.window.n}"
-            )
         self.pending.extend(self.window.finish())
         out = []
         while self.pending:
@@ -225,21 +118,6 @@ class FrameScorer:
                 del d[k]
 
 
-def onnx_info(run_dir: Path) -> dict[str, Any]:
-    """Which weights an onnxruntime detector uses: model.onnx's sha256 and, when the export
-    report recorded it, the checkpoint it was exported from."""
-    import hashlib
-    import json
-
-    path = run_dir / ONNX_FILE
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    info: dict[str, Any] = {"file": str(path), "sha256": digest}
-    with contextlib.suppress(OSError, ValueError):
-        report = json.loads((run_dir / f"{ONNX_FILE}.json").read_text())
-        info["exported_from"] = report.get("checkpoint")
-    return info
-
-
 def _check_threshold_protocol(run_dir: Path, calib: dict | None, cfg: Config) -> None:
     """Warn when threshold.json was calibrated under another patch/grid/median than the
     run's config: a threshold is a score level, and it means nothing under another protocol."""
@@ -252,7 +130,7 @@ def _check_threshold_protocol(run_dir: Path, calib: dict | None, cfg: Config) ->
         s.median,
     ):
         warnings.warn(
-            f"{run_dir / 'threshold.json'}: calibrated at patch {calib['patch']}, shifted "
+            f"{run_dir / THRESHOLD}: calibrated at patch {calib['patch']}, shifted "
             f"{calib.get('shifted')}, median {calib.get('median')}, but the config scores with "
             f"patch {s.patch}, shifted {s.shifted}, median {s.median}; re-calibrate with "
             f"`python -m ddlvad.calibrate --run {run_dir}`",
@@ -267,7 +145,7 @@ class Detector:
     def __init__(
         self,
         cfg: Config,
-        forward: Any,  # TorchForward, or export.OrtForward / OrtStreamForward
+        forward: Backend,
         *,
         engine: str = "clip",
         threshold: float | None = None,
@@ -276,8 +154,8 @@ class Detector:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.cfg, self.forward = cfg, forward
-        self.T = model_T(cfg.model.name, cfg.data.T)
-        if engine == "stream" and (self.T == 1 or getattr(forward, "encode", None) is None):
+        self.T = cfg.model_T
+        if engine == "stream" and not forward.streams:
             engine = "clip"  # T = 1 (UNet): each frame is its own window, nothing to reuse
         self.engine = engine
         self.size = (cfg.data.height, cfg.data.width, cfg.data.channels)
@@ -303,8 +181,6 @@ class Detector:
 
         ``threshold`` overrides ``run_dir/threshold.json``; without either, ``threshold``
         is None and no alerts are raised."""
-        from ddlvad.calibrate import load_threshold
-
         run_dir = Path(run_dir)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -314,15 +190,11 @@ class Detector:
         if backend == "onnxruntime":
             if precision != "fp32":
                 raise ValueError("the onnxruntime backend runs fp32; use --precision fp32")
-            from ddlvad.export import ort_forward
-
             cfg = load_run_config(run_dir)
-            stream = engine == "stream" and model_T(cfg.model.name, cfg.data.T) > 1
+            stream = engine == "stream" and cfg.model_T > 1
             forward = ort_forward(run_dir, stream=stream)
             info = onnx_info(run_dir)
         else:
-            from ddlvad.evaluate import load_trained
-
             info = {}
             cfg, model = load_trained(run_dir, device=device, info=info)
             forward = TorchForward(model, precision, device)
@@ -391,11 +263,11 @@ class Detector:
         """(X^t, f(X)), both (B, C, H, W), for windows given as frame-index lists."""
         t = self.T // 2
         if self.engine == "clip":
-            X = torch.stack([frame_tensor([frames[i] for i in ids]) for _, ids in batch])
+            X = torch.stack([to_tensor([frames[i] for i in ids]) for _, ids in batch])
             return X[:, :, t], self.forward(X).cpu()  # X: (B, C, T, H, W)
         new = sorted({i for _, ids in batch for i in ids} - feats.keys())
         if new:
-            x = frame_tensor([frames[i] for i in new]).transpose(0, 1)  # (N, C, H, W)
+            x = to_tensor([frames[i] for i in new]).transpose(0, 1)  # (N, C, H, W)
             enc = self.forward.encode(x)
             for k, i in enumerate(new):
                 feats[i] = [f[k] for f in enc]
@@ -404,5 +276,5 @@ class Detector:
             torch.stack([torch.stack([feats[i][lv] for i in ids], 1) for _, ids in batch])
             for lv in range(levels)
         ]
-        x_t = frame_tensor([frames[ids[t]] for _, ids in batch]).transpose(0, 1)
+        x_t = to_tensor([frames[ids[t]] for _, ids in batch]).transpose(0, 1)
         return x_t, self.forward.head(stacked).cpu()

@@ -14,8 +14,6 @@ from typing import Any
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-PREFIX = "module."  # AveragedModel keeps the averaged copy as .module
-
 
 class WeightEMA:
     """An ``AveragedModel`` of ``model`` that is not a submodule of anything, so that no
@@ -43,24 +41,6 @@ class WeightEMA:
 def make_ema(model: nn.Module, decay: float) -> WeightEMA | None:
     """An EMA of ``model`` (parameters and buffers), or None when ``decay`` is 0."""
     return WeightEMA(model, decay) if decay > 0 else None
-
-
-def ema_state(ck: dict[str, Any]) -> dict[str, Any] | None:
-    """The averaged model's state_dict inside a checkpoint, or None when it kept no EMA."""
-    state = ck.get("ema")
-    if not state:
-        return None
-    return {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
-
-
-def scoring_state(ck: dict[str, Any], weights: str) -> dict[str, Any]:
-    """The weights to score with: the EMA (with its re-estimated BN statistics when training
-    stored them) when asked for and kept, else the last step's."""
-    if weights == "ema":
-        state = ema_state(ck)
-        if state is not None:
-            return {**state, **ck.get("ema_bn", {})}
-    return ck["model"]
 
 
 def _bn_buffer_keys(model: nn.Module) -> set[str]:
@@ -107,10 +87,9 @@ def refresh_run(run_dir, cfg=None, clips=None, batches: int = 150) -> nn.Module:
 
     import torch
 
-    from ddlvad.checkpoint import load_checkpoint
-    from ddlvad.config import load_run_config
+    from ddlvad.checkpoint import ema_state, load_checkpoint
     from ddlvad.io import atomic_write
-    from ddlvad.rundir import CHECKPOINT
+    from ddlvad.rundir import CHECKPOINT, build_modules, load_run_config
 
     path = Path(run_dir) / CHECKPOINT
     cfg = cfg or load_run_config(run_dir)
@@ -118,7 +97,7 @@ def refresh_run(run_dir, cfg=None, clips=None, batches: int = 150) -> nn.Module:
     state = ema_state(ck)
     if state is None:
         raise ValueError(f"{path}: the run kept no weight EMA (train.ema = 0)")
-    from ddlvad.train import build_modules, make_clips
+    from ddlvad.train_data import make_clips
 
     model, _ = build_modules(cfg)
     model.load_state_dict(state)

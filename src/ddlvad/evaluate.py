@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,11 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddlvad.checkpoint import load_checkpoint
-from ddlvad.config import Config, load_run_config
+from ddlvad.config import Config
 from ddlvad.data.layouts import VideoRecord, load_pixel_masks
-from ddlvad.ema import scoring_state
-from ddlvad.io import atomic_write_json, atomic_write_text
+from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
 from ddlvad.metrics import (
     MACRO_RULE,
     PixelAUC,
@@ -46,58 +43,22 @@ from ddlvad.metrics import (
     macro_videos,
     micro_auc,
 )
-from ddlvad.models import model_T
 from ddlvad.pipeline import load_videos, open_dataset
-from ddlvad.rundir import checkpoint_info, warn_if_training
-from ddlvad.scoring import EDGE_RULES, check_edge, minmax, reconstruct_video, smooth
-from ddlvad.train import build_modules, pick_device
+from ddlvad.reconstruct import reconstruct_video, score_kwargs
+from ddlvad.rundir import (
+    METRICS,
+    SCORES,
+    SCORES_SIDECAR,
+    load_trained,
+    pick_device,
+    warn_if_training,
+)
+from ddlvad.scoring import EDGE_RULES, check_edge, postprocess
 
 SCORE_FIELDS = ["video", "frame", "raw", "smoothed", "label"]
 # Pixel AUC keeps every 2nd row and column of each error map (a fixed grid): a quarter of the
 # pixels, so a long dataset's pooled maps stay small; 1 = every pixel.
 PIXEL_STRIDE = 2
-
-
-def load_trained(
-    run_dir: str | Path, cfg: Config | None = None, device: str = "cpu", info: dict | None = None
-):
-    """(cfg, model in eval mode) from a run directory's config.yaml and last checkpoint.
-
-    ``info``, when given, is filled with the checkpoint used (file, epoch, step, sha256)."""
-    cfg = cfg or load_run_config(run_dir)
-    ck = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt", cfg)
-    if info is not None:  # which checkpoint, and which weights: the EMA only when kept
-        info.update(checkpoint_info(run_dir, ck))
-        info["weights"] = "ema" if cfg.score.weights == "ema" and ck.get("ema") else "last"
-    model, _ = build_modules(cfg)
-    model.load_state_dict(scoring_state(ck, cfg.score.weights))
-    return cfg, model.to(device).eval()
-
-
-def load_creator(run_dir: str | Path, cfg: Config):
-    """The run's pseudo-anomaly creator with its learned (or fixed) sigma, from last.pt."""
-    ck = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt", cfg)
-    _, creator = build_modules(cfg)
-    if "creator" in ck:
-        creator.load_state_dict(ck["creator"])
-    return creator.eval()
-
-
-def score_videos(
-    model, videos: dict[str, np.ndarray], cfg: Config, device
-) -> dict[str, np.ndarray]:
-    """Raw frame scores per video, under cfg.score (patch, shifted, edge)."""
-    T = model_T(cfg.model.name, cfg.data.T)
-    kw = score_kwargs(cfg)
-    return {
-        name: reconstruct_video(model, v, T, device=device, **kw)[0] for name, v in videos.items()
-    }
-
-
-def score_kwargs(cfg: Config) -> dict[str, Any]:
-    """reconstruct_video's protocol keywords from cfg.score."""
-    s = cfg.score
-    return {"batch_size": s.batch_size, "patch": s.patch, "shifted": s.shifted, "edge": s.edge}
 
 
 def score_split(
@@ -112,7 +73,7 @@ def score_split(
 
     Error maps are kept for one masked video at a time and subsampled at once."""
     d = cfg.data
-    T, kw = model_T(cfg.model.name, d.T), score_kwargs(cfg)
+    T, kw = cfg.model_T, score_kwargs(cfg)
     raw: dict[str, np.ndarray] = {}
     acc = PixelAUC(pixel_stride)
     for rec in records:
@@ -150,12 +111,6 @@ def read_scores_csv(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
             "label": a[:, 3].astype(int),
         }
     return out
-
-
-def postprocess(raw: np.ndarray, cfg: Config, normalize: bool | None = None) -> np.ndarray:
-    """Median filter (score.median), then per-video min-max when normalisation is on."""
-    out = smooth(raw, cfg.score.median)
-    return minmax(out) if (cfg.score.normalize if normalize is None else normalize) else out
 
 
 def frame_metrics(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], cfg: Config) -> dict:
@@ -234,17 +189,6 @@ def protocol(cfg: Config, pixel_stride: int = PIXEL_STRIDE) -> dict[str, Any]:
     }
 
 
-def json_safe(obj: Any) -> Any:
-    """NaN / inf floats -> None, recursively (strict JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
 def evaluate(
     run_dir: str | Path,
     cfg: Config | None = None,
@@ -273,8 +217,8 @@ def evaluate(
     metrics.update(pixel_metrics(acc, sum(r.has_masks for r in ds.test)))
     metrics["protocol"] = protocol(cfg, pixel_stride)
     metrics["checkpoint"] = ckpt
-    atomic_write_text(run_dir / "scores.csv", scores_csv(raw, labels, cfg))
+    atomic_write_text(run_dir / SCORES, scores_csv(raw, labels, cfg))
     sidecar = {"checkpoint": ckpt, "protocol": metrics["protocol"], "written_by": "ddlvad test"}
-    atomic_write_json(run_dir / "scores.csv.json", json_safe(sidecar))
-    atomic_write_json(run_dir / "metrics.json", json_safe(metrics))
+    atomic_write_json(run_dir / SCORES_SIDECAR, json_safe(sidecar))
+    atomic_write_json(run_dir / METRICS, json_safe(metrics))
     return metrics

@@ -1,8 +1,8 @@
-"""``ddlvad export --run DIR``: the run's model as ONNX, and the onnxruntime backends.
+"""``ddlvad export --run DIR``: the run's model as ONNX (run by ``ddlvad.backends``).
 
 ``DIR/model.onnx``: input ``clips`` (batch, C, T, H, W) float32 in [0, 1] -> output
 ``recon`` (batch, C, H, W), the reconstructed middle frame, as the torch model. For C3DSU
-(T > 1) also the stream engine's two graphs (see ``ddlvad.detector``):
+(T > 1) also the stream engine's two graphs (see ``ddlvad.models.stream``):
 ``model_encoder.onnx`` ``frames`` (n, C, H, W) -> ``f1..f4`` (n, c_l, h_l, w_l), and
 ``model_head.onnx`` ``s1..s4`` (batch, c_l, T, h_l, w_l) -> ``recon`` (batch, C, H, W).
 Batch dimensions are dynamic. Scoring (error map, patch max, median filter) stays outside
@@ -21,12 +21,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ddlvad.detector import ONNX_FILE, ONNX_STREAM_FILES, StreamEncoder, StreamHead
+from ddlvad.backends import ort_forward
 from ddlvad.io import atomic_write, atomic_write_json
 from ddlvad.models.blocks import set_fast_path
+from ddlvad.models.stream import stream_modules
+from ddlvad.rundir import ONNX_FILE, ONNX_REPORT, ONNX_STREAM_FILES, load_trained
 from ddlvad.scoring import error_map, patch_max
 
 TOLERANCE = 1e-4  # max |onnxruntime - torch| on reconstructions (in [0, 1]) and frame scores
@@ -40,65 +41,6 @@ def require_onnx():
     except ImportError as e:
         raise ImportError("ONNX export needs the onnx extra: pip install 'ddlvad[onnx]'") from e
     return onnx
-
-
-def require_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError as e:
-        raise ImportError(
-            "the onnxruntime backend needs the onnx extra: pip install 'ddlvad[onnx]'"
-        ) from e
-    return onnxruntime
-
-
-def _session(path: str | Path, threads: int = 0):
-    ort = require_onnxruntime()
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or torch.get_num_threads()
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-class OrtForward:
-    """model.onnx through onnxruntime (CPU, fp32): (B, C, T, H, W) clips -> (B, C, H, W)."""
-
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
-        self.sess = _session(path, threads)
-
-    def __call__(self, X: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.sess.run(["recon"], {"clips": X.numpy()})[0])
-
-
-class OrtStreamForward:
-    """The stream engine's encoder and head graphs through onnxruntime (CPU, fp32)."""
-
-    def __init__(self, encoder: str | Path, head: str | Path, threads: int = 0) -> None:
-        self.enc, self.hd = _session(encoder, threads), _session(head, threads)
-
-    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [torch.from_numpy(f) for f in self.enc.run(None, {"frames": x.numpy()})]
-
-    def head(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        inputs = {f"s{i + 1}": np.ascontiguousarray(f.numpy()) for i, f in enumerate(feats)}
-        return torch.from_numpy(self.hd.run(["recon"], inputs)[0])
-
-
-def check_onnx(run_dir: str | Path, name: str = ONNX_FILE) -> Path:
-    """``run_dir/name``, refusing a missing export or one older than the checkpoint."""
-    run_dir = Path(run_dir)
-    path, ckpt = run_dir / name, run_dir / "checkpoints" / "last.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not found; run `ddlvad export --run {run_dir}` first")
-    if ckpt.exists() and ckpt.stat().st_mtime > path.stat().st_mtime:
-        raise ValueError(f"{path} is older than {ckpt}; run `ddlvad export --run {run_dir}` again")
-    return path
-
-
-def ort_forward(run_dir: str | Path, stream: bool = False) -> OrtForward | OrtStreamForward:
-    """The onnxruntime backend of a run: whole clips, or the stream engine's two graphs."""
-    if stream:
-        return OrtStreamForward(*(check_onnx(run_dir, n) for n in ONNX_STREAM_FILES))
-    return OrtForward(check_onnx(run_dir))
 
 
 def _write_onnx(module, args: tuple, tmp: str, names: tuple[list, list], meta: dict) -> None:
@@ -157,11 +99,10 @@ def onnx_graphs(model: torch.nn.Module, cfg) -> list[tuple[str, Any, tuple, tupl
     d, T = cfg.data, model.T
     X = torch.rand(2, d.channels, T, d.height, d.width)  # (B, C, T, H, W)
     graphs = [(ONNX_FILE, model, (X,), (["clips"], ["recon"]))]
-    if T == 1 or not hasattr(model, "skips"):
+    stream = stream_modules(model)  # in eval mode: the exporter restores each module's mode
+    if stream is None:
         return graphs
-    # wrappers are built in eval mode: the exporter restores each module's mode after export,
-    # and a wrapper left in training mode would switch the shared layers to training
-    enc, head = StreamEncoder(model).eval(), StreamHead(model).eval()
+    enc, head = stream
     with torch.no_grad():
         feats = enc(X[:, :, 0])
     stacked = tuple(f[:, :, None].expand(-1, -1, T, -1, -1).contiguous() for f in feats)
@@ -175,8 +116,6 @@ def onnx_graphs(model: torch.nn.Module, cfg) -> list[tuple[str, Any, tuple, tupl
 
 def export_onnx(run_dir: str | Path, *, check: bool = True) -> dict[str, Any]:
     """Write ``run_dir/model.onnx`` (and the stream graphs for C3DSU); return a report."""
-    from ddlvad.evaluate import load_trained
-
     run_dir = Path(run_dir)
     ckpt: dict[str, Any] = {}
     cfg, model = load_trained(run_dir, info=ckpt)
@@ -203,7 +142,7 @@ def export_onnx(run_dir: str | Path, *, check: bool = True) -> dict[str, Any]:
             report["stream"] = _diffs(model, ort_forward(run_dir, True), cfg, True)
         worst = max(v for k in ("clip", "stream") for v in report.get(k, {}).values())
         report["match"] = worst <= TOLERANCE
-    atomic_write_json(run_dir / f"{ONNX_FILE}.json", report)
+    atomic_write_json(run_dir / ONNX_REPORT, report)
     return report
 
 

@@ -6,10 +6,10 @@ behind, the oldest queued frames are dropped and counted, so latency stays bound
 scores it, and prints one status line per second.
 
 Causality: a frame's window needs the T // 2 frames after it, so its score comes out T // 2
-frames late (plus the batch); the median filter is causal (the last ``score.median`` scores,
-see ``CausalMedian``) instead of the centred one of ``ddlvad test``. Dropped frames are simply
-missing from the window (their neighbours become adjacent). Ctrl-C stops cleanly: the frames
-already read are scored and the outputs written.
+frames late (plus the batch); the median filter is causal (the last ``score.median``
+scores, see ``scoring.CausalMedian``) instead of the centred one of ``ddlvad test``. Dropped
+frames are simply missing from the window (their neighbours become adjacent). Ctrl-C stops
+cleanly: the frames already read are scored and the outputs written.
 """
 
 from __future__ import annotations
@@ -27,20 +27,7 @@ import numpy as np
 from ddlvad.data.sources import SourceError
 from ddlvad.detector import Detector, Scored
 from ddlvad.overlay import OverlayWriter
-
-
-class CausalMedian:
-    """Live smoothing: the median of the last ``window`` raw scores (fewer at the start).
-
-    A live stream has no future frames, so this replaces the centred filter of ``ddlvad
-    test``; a step in the raw score shows up about window/2 frames later. 0 or 1 = off."""
-
-    def __init__(self, window: int) -> None:
-        self.buf: deque[float] = deque(maxlen=max(window, 1))
-
-    def push(self, raw: float) -> float:
-        self.buf.append(raw)
-        return sorted(self.buf)[len(self.buf) // 2]
+from ddlvad.scoring import CausalMedian
 
 
 def open_capture(target: int | str) -> cv2.VideoCapture:

@@ -34,33 +34,6 @@ PX_PER_FRAME = 2  # horizontal pixels per frame in the score curve
 RED, YELLOW, WHITE, GRAY = (0, 0, 255), (0, 215, 255), (235, 235, 235), (90, 90, 90)
 
 
-class CentredMedian:
-    """``scoring.smooth`` (median filter, edges 'nearest') computed on a stream: the value
-    of item i comes out once item i + (window - 1) // 2 has arrived, or at ``finish``."""
-
-    def __init__(self, window: int) -> None:
-        self.w = max(window, 1)
-        self.lo, self.hi = self.w // 2, (self.w - 1) // 2  # the window is [i - lo, i + hi]
-        self.raw: list[float] = []
-        self.next = 0
-
-    def push(self, raw: float) -> list[tuple[int, float]]:
-        self.raw.append(raw)
-        return self._emit(len(self.raw) - 1 - self.hi)
-
-    def finish(self) -> list[tuple[int, float]]:
-        return self._emit(len(self.raw) - 1)
-
-    def _emit(self, last: int) -> list[tuple[int, float]]:
-        out, n = [], len(self.raw)
-        while self.next <= last:
-            i = self.next
-            vals = [self.raw[min(max(j, 0), n - 1)] for j in range(i - self.lo, i + self.hi + 1)]
-            out.append((i, sorted(vals)[len(vals) // 2]))  # scipy's rank for even windows
-            self.next += 1
-        return out
-
-
 class OverlayWriter:
     """Write annotated frames to a video file (.mp4 or .avi); opened on the first frame."""
 

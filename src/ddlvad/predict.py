@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddlvad.calibrate import alert_ranges
 from ddlvad.cli_args import INPUT_HELP
 from ddlvad.data.sources import IMAGE_EXTS, VIDEO_EXTS, SourceError, natural_key, open_source
 from ddlvad.detector import Detector, Scored
-from ddlvad.io import atomic_write_json, atomic_write_text
-from ddlvad.overlay import CentredMedian, OverlayWriter
+from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
+from ddlvad.overlay import OverlayWriter
+from ddlvad.rundir import PREDICT, warn_if_training
+from ddlvad.scoring import CentredMedian, ranges_of
 
 Row = tuple[int, float, float, float, bool]  # frame, time_s (nan if unknown), raw, smoothed, alert
 
@@ -165,7 +166,7 @@ def scores_text(results: dict[str, list[Row]]) -> str:
 def find_alerts(rows: list[Row]) -> list[dict[str, Any]]:
     """Inclusive ranges of consecutive alert rows, with times and the peak score."""
     out = []
-    for a, b in alert_ranges([r[4] for r in rows]):
+    for a, b in ranges_of([r[4] for r in rows]):
         out.append(
             {
                 "start_frame": rows[a][0],
@@ -206,11 +207,7 @@ def write_outputs(
     alerts = {name: find_alerts(rows) for name, rows in results.items()}
     atomic_write_text(out / "scores.csv", scores_text(results))
     atomic_write_text(out / "alerts.csv", alerts_text(alerts))
-    clean = {
-        n: [{k: (None if v != v else v) for k, v in a.items()} for a in al]
-        for n, al in alerts.items()
-    }
-    atomic_write_json(out / "summary.json", {**summary, "alerts": clean})
+    atomic_write_json(out / "summary.json", {**summary, "alerts": json_safe(alerts)})
     return alerts
 
 
@@ -271,11 +268,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     kind, target = resolve_input(args.input, args.live)
-    from ddlvad.rundir import warn_if_training
-
     warn_if_training(Path(args.run))
     det = build_detector(args, kind == "live")
-    out = Path(args.out) if args.out else Path(args.run) / "predict" / _safe(Path(args.input).name)
+    out = Path(args.out) if args.out else Path(args.run) / PREDICT / _safe(Path(args.input).name)
     log = (lambda s: None) if args.quiet else print
     if det.threshold is None:
         print("ddlvad predict: no threshold (no --threshold and no threshold.json): alerts off")
@@ -284,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
         "run": str(args.run),
         "mode": kind,
         "backend": args.backend,
-        "precision": "bf16" if getattr(det.forward, "bf16", False) else "fp32",
+        "precision": det.forward.precision,
         "engine": det.engine,
         "threshold": det.threshold,
         "threshold_source": det.threshold_source,

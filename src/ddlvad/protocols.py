@@ -19,8 +19,9 @@ import torch
 
 from ddlvad.config import Config
 from ddlvad.io import atomic_write_json
-from ddlvad.models import model_T
-from ddlvad.scoring import patch_max, reconstruct_video
+from ddlvad.reconstruct import reconstruct_video
+from ddlvad.rundir import PROTOCOLS, load_trained, pick_device
+from ddlvad.scoring import patch_max
 
 PATCHES = (4, 8, 16, 32)
 MEDIANS = (0, 9, 17, 33)
@@ -30,7 +31,7 @@ def raw_by_grid(
     model, videos: dict[str, np.ndarray], cfg: Config, device, patches=PATCHES
 ) -> dict[tuple[int, bool], dict[str, np.ndarray]]:
     """{(patch, shifted): {video: raw scores}} from one pass (edge rule cfg.score.edge)."""
-    T, s = model_T(cfg.model.name, cfg.data.T), cfg.score
+    T, s = cfg.model_T, cfg.score
     side = min(cfg.data.height, cfg.data.width)
     grids = [(p, sh) for p in patches for sh in (False, True) if p <= side - (p // 2) * sh]
     out: dict[tuple[int, bool], dict[str, np.ndarray]] = {g: {} for g in grids}
@@ -90,9 +91,7 @@ def table_text(rows: list[dict[str, Any]]) -> str:
 
 def compare_protocols(run_dir: str | Path, cfg: Config, progress: bool = True) -> list[dict]:
     """Score the run's test split once under every protocol; write RUN/protocols.json."""
-    from ddlvad.evaluate import load_trained
     from ddlvad.pipeline import load_videos, open_dataset
-    from ddlvad.train import pick_device
 
     device = pick_device(cfg.train.device)
     info: dict[str, Any] = {}
@@ -107,5 +106,5 @@ def compare_protocols(run_dir: str | Path, cfg: Config, progress: bool = True) -
         raw = raw_by_grid(model, videos, cfg, device, sorted({*PATCHES, own.patch}))
     rows = protocol_rows(raw, labels, cfg, sorted({*MEDIANS, own.median}))
     doc = {"checkpoint": info, "edge": cfg.score.edge, "rows": rows}
-    atomic_write_json(Path(run_dir) / "protocols.json", doc)
+    atomic_write_json(Path(run_dir) / PROTOCOLS, doc)
     return rows

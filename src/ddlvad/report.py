@@ -22,9 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ddlvad.config import Config, load_run_config
-from ddlvad.evaluate import evaluate, postprocess, read_scores_csv
+from ddlvad.config import SCORE_PROTOCOL, Config
+from ddlvad.evaluate import evaluate, read_scores_csv
 from ddlvad.io import atomic_write_text
+from ddlvad.rundir import (
+    CONFIG,
+    METRICS,
+    PLOTS,
+    REPORT,
+    SCORES,
+    SIGMA_CSV,
+    SIGMA_PLOT,
+    load_run_config,
+)
+from ddlvad.scoring import postprocess
 from ddlvad.viz import plot_roc, plot_score_timeline, plot_sigma_trajectory, read_sigma
 
 METRIC_ROWS = [
@@ -40,7 +51,6 @@ METRIC_ROWS = [
     ("anomalous_frames", "anomalous frames", "int"),
     ("macro_videos", "videos in the macro mean", "int"),
 ]
-PROTOCOL_KEYS = ("patch", "shifted", "median", "normalize", "edge")
 CSS = """body{font-family:sans-serif;max-width:1200px;margin:1em auto;padding:0 1em;color:#222}
 h1{font-size:1.4em}h2{font-size:1.15em;border-bottom:1px solid #ccc;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:3px 8px}
@@ -108,7 +118,7 @@ def protocol_table(protocol: dict) -> str:
 def eval_config(cfg: Config, protocol: dict) -> Config:
     """The run's config with the score.* choices that produced metrics.json."""
     out = copy.deepcopy(cfg)
-    for k in PROTOCOL_KEYS:
+    for k in SCORE_PROTOCOL:
         if k in protocol:
             setattr(out.score, k, protocol[k])
     return out
@@ -163,10 +173,10 @@ def guarded(title: str, make: Callable[[], str]) -> str:
 
 
 def sigma_section(run_dir: Path, plots: Path) -> str:
-    path = run_dir / "sigma.csv"
+    path = run_dir / SIGMA_CSV
     if not path.exists() or not read_sigma(path)[1]:
         raise ValueError(f"{path}: no sigma rows (the run is not a DDL run, or has not trained)")
-    png = plot_sigma_trajectory(path, plots / "sigma_trajectory.png")
+    png = plot_sigma_trajectory(path, run_dir / SIGMA_PLOT)
     return img_tag(png, "sigma trajectory")
 
 
@@ -189,7 +199,7 @@ def compare_section(
 
     frames = frames or pick_compare_frames(scores)
     if not frames:
-        raise ValueError(f"{run_dir / 'scores.csv'}: no anomalous test frame to show")
+        raise ValueError(f"{run_dir / SCORES}: no anomalous test frame to show")
     ex = compare_examples(run_dir, cfg, other, frames)
     names = (f"other ({other.name})", f"this ({run_dir.name})")
     png = plot_compare_panel(ex, plots / "fig7_compare.png", names)
@@ -227,17 +237,17 @@ def build_report(
     """Write ``run_dir/plots/*.png`` and ``run_dir/report.html``; returns the HTML path."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    if not (run_dir / "metrics.json").exists() or not (run_dir / "scores.csv").exists():
+    if not (run_dir / METRICS).exists() or not (run_dir / SCORES).exists():
         evaluate(run_dir, cfg, progress=progress)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    scores = read_scores_csv(run_dir / "scores.csv")
-    plots = run_dir / "plots"
+    metrics = json.loads((run_dir / METRICS).read_text())
+    scores = read_scores_csv(run_dir / SCORES)
+    plots = run_dir / PLOTS
     clear_plots(plots)
     ecfg = eval_config(cfg, metrics.get("protocol", {}))
     other = Path(compare) if compare else None
     other_metrics = None
-    if other is not None and (other / "metrics.json").exists():
-        other_metrics = json.loads((other / "metrics.json").read_text())
+    if other is not None and (other / METRICS).exists():
+        other_metrics = json.loads((other / METRICS).read_text())
     parts = [
         header(run_dir, cfg, metrics, other_metrics, other),
         "<h2>ROC</h2>" + guarded("ROC", lambda: img_tag(roc_png(scores, ecfg, plots), "ROC")),
@@ -260,10 +270,10 @@ def build_report(
     parts.append(
         "<h2>Resolved config</h2><p>config.yaml of the run; the score settings behind the "
         "metrics above are those in the protocol table.</p><pre>"
-        + html.escape((run_dir / "config.yaml").read_text())
+        + html.escape((run_dir / CONFIG).read_text())
         + "</pre>"
     )
-    return atomic_write_text(run_dir / "report.html", page(cfg.name, parts))
+    return atomic_write_text(run_dir / REPORT, page(cfg.name, parts))
 
 
 def page(title: str, parts: list[str]) -> str:

@@ -10,7 +10,6 @@ kept in the checkpoint too, so ``train_summary.json`` covers every session of th
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,6 @@ from typing import Any
 from ddlvad.checkpoint import load_checkpoint
 from ddlvad.config import Config
 from ddlvad.rundir import CHECKPOINT, check_new_run
-
-SUMMARY_FILE = "train_summary.json"
 
 
 @dataclass
@@ -78,14 +75,6 @@ def nothing_left(cfg: Config, run_dir: Path, ck: dict | None) -> str | None:
         f"{tc.max_steps or 'none'}); raise train.epochs or train.max_steps "
         f"(--resume --set train.max_steps=N) to continue it"
     )
-
-
-def previous_summary(run_dir: Path) -> dict[str, Any]:
-    """The run's train_summary.json, or {} when it has none (or an unreadable one)."""
-    try:
-        return json.loads((run_dir / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def batches_per_epoch(n_clips: int, local_batch: int, world_size: int) -> int:

@@ -1,4 +1,10 @@
-"""A run directory's file names, its writer lock, and the claim a new run makes on it.
+"""A run directory: its file names, its loaders, its writer lock and the claim a new run makes.
+
+Every verb reads and writes a run through the names and loaders here: ``load_run_config``,
+``load_trained`` (config + the weights to score, as a model in eval mode), ``load_creator``,
+``load_threshold``, ``read_summary``; ``build_modules`` builds the network and pseudo-anomaly
+creator a config describes, ``pick_device`` the torch device. This module imports no torch
+at import time (``ddlvad --help`` reads its names): the loaders import it when they run.
 
 Only one process writes a run: ``claim_run`` takes an exclusive ``fcntl`` lock on
 ``RUN/.lock`` (the holder's pid is written inside) before anything else is written, so a
@@ -14,39 +20,61 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ddlvad.config import Config, config_from_yaml
 from ddlvad.io import clean_orphans
+
+if TYPE_CHECKING:
+    import torch
+
+    from ddlvad.pseudo import PseudoAnomalyCreator
 
 LOCK_FILE = ".lock"
 CONFIG = "config.yaml"
 CHECKPOINT = Path("checkpoints") / "last.pt"
+TRAIN_LOG = "train_log.csv"
+SIGMA_CSV = "sigma.csv"
+TRAIN_SUMMARY = "train_summary.json"
+THRESHOLD = "threshold.json"
+SCORES = "scores.csv"
+SCORES_SIDECAR = "scores.csv.json"
+METRICS = "metrics.json"
+PROTOCOLS = "protocols.json"
+PLOTS = "plots"
+SIGMA_PLOT = Path(PLOTS) / "sigma_trajectory.png"
+REPORT = "report.html"
+ONNX_FILE = "model.onnx"  # whole clips; the stream engine uses the two graphs below
+ONNX_REPORT = f"{ONNX_FILE}.json"
+ONNX_STREAM_FILES = ("model_encoder.onnx", "model_head.onnx")
+PREDICT = "predict"
+SCENE_PREFIX = "scene_"  # ``--scene all``: one run directory per scene, <out>/scene_<id>
 # Everything a run (train, test, report, export, predict) writes into its folder.
 ARTIFACTS = (
     CONFIG,
-    "checkpoints",
-    "train_log.csv",
-    "sigma.csv",
-    "train_summary.json",
-    "threshold.json",
-    "scores.csv",
-    "scores.csv.json",
-    "metrics.json",
-    "plots",
-    "report.html",
-    "model.onnx",
-    "model.onnx.json",
-    "model_encoder.onnx",
-    "model_head.onnx",
-    "predict",
+    CHECKPOINT.parent.name,
+    TRAIN_LOG,
+    SIGMA_CSV,
+    TRAIN_SUMMARY,
+    THRESHOLD,
+    SCORES,
+    SCORES_SIDECAR,
+    METRICS,
+    PLOTS,
+    REPORT,
+    ONNX_FILE,
+    ONNX_REPORT,
+    *ONNX_STREAM_FILES,
+    PREDICT,
 )
 # What marks a folder as holding a run.
-RUN_MARKERS = (CONFIG, str(CHECKPOINT), "train_log.csv")
+RUN_MARKERS = (CONFIG, str(CHECKPOINT), TRAIN_LOG)
 
 
 class RunLocked(RuntimeError):
@@ -140,6 +168,102 @@ def clear_run(run_dir: str | Path) -> None:
             shutil.rmtree(p)
         elif p.exists() or p.is_symlink():
             p.unlink()
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    """A run's config.yaml, validated; errors name the file."""
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no config.yaml; is {run_dir} a ddlvad run directory?")
+    return config_from_yaml(path.read_text(), str(path)).validate(str(path))
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any]:
+    """The run's train_summary.json, or {} when it has none (or an unreadable one)."""
+    try:
+        return json.loads((Path(run_dir) / TRAIN_SUMMARY).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def load_threshold(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's threshold.json as a dict, or None when the run has none."""
+    path = Path(run_dir) / THRESHOLD
+    if not path.exists():
+        return None
+    try:
+        d = json.loads(path.read_text())
+        float(d["threshold"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"{path}: not a ddlvad threshold file (expected a 'threshold' number)"
+        ) from e
+    return d
+
+
+def scene_dirs(out: str | Path) -> list[Path]:
+    """The per-scene run directories under ``out`` (empty if it is a single run)."""
+    out = Path(out)
+    if (out / CONFIG).exists() or not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir() if p.name.startswith(SCENE_PREFIX) and p.is_dir())
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else the CPU; any other name as torch spells it."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_modules(cfg: Config) -> tuple[torch.nn.Module, PseudoAnomalyCreator]:
+    """The network f and the pseudo-anomaly creator that ``cfg`` describes (fresh weights)."""
+    from ddlvad.models import build_model
+    from ddlvad.pseudo import PseudoAnomalyCreator
+
+    m = cfg.model
+    model = build_model(
+        m.name,
+        C=cfg.data.channels,
+        T=cfg.model_T,
+        latent=m.latent,
+        kernels=m.kernels,
+        final_kernel=m.final_kernel,
+    )
+    p = cfg.pseudo
+    return model, PseudoAnomalyCreator(p.mode, sigma=p.sigma, l_init=p.l_init)
+
+
+def load_trained(
+    run_dir: str | Path, cfg: Config | None = None, device: str = "cpu", info: dict | None = None
+) -> tuple[Config, torch.nn.Module]:
+    """(cfg, model in eval mode) from a run directory's config.yaml and last checkpoint,
+    with the weights ``score.weights`` picks (the EMA when the run kept one, else the last).
+
+    ``info``, when given, is filled with the checkpoint used (file, epoch, step, sha256)."""
+    from ddlvad.checkpoint import load_checkpoint, scoring_state
+
+    cfg = cfg or load_run_config(run_dir)
+    ck = load_checkpoint(Path(run_dir) / CHECKPOINT, cfg)
+    if info is not None:  # which checkpoint, and which weights: the EMA only when kept
+        info.update(checkpoint_info(run_dir, ck))
+        info["weights"] = "ema" if cfg.score.weights == "ema" and ck.get("ema") else "last"
+    model, _ = build_modules(cfg)
+    model.load_state_dict(scoring_state(ck, cfg.score.weights))
+    return cfg, model.to(device).eval()
+
+
+def load_creator(run_dir: str | Path, cfg: Config) -> PseudoAnomalyCreator:
+    """The run's pseudo-anomaly creator with its learned (or fixed) sigma, from last.pt."""
+    from ddlvad.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(Path(run_dir) / CHECKPOINT, cfg)
+    _, creator = build_modules(cfg)
+    if "creator" in ck:
+        creator.load_state_dict(ck["creator"])
+    return creator.eval()
 
 
 def checkpoint_info(run_dir: str | Path, ck: dict[str, Any]) -> dict[str, Any]:

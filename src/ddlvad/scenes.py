@@ -16,16 +16,7 @@ import numpy as np
 from ddlvad.config import Config
 from ddlvad.data.layouts import list_scenes
 from ddlvad.io import atomic_write_json
-
-PREFIX = "scene_"
-
-
-def scene_dirs(out: str | Path) -> list[Path]:
-    """The per-scene run directories under ``out`` (empty if it is a single run)."""
-    out = Path(out)
-    if (out / "config.yaml").exists() or not out.is_dir():
-        return []
-    return sorted(p for p in out.iterdir() if p.name.startswith(PREFIX) and p.is_dir())
+from ddlvad.rundir import CONFIG, SCENE_PREFIX, TRAIN_SUMMARY, load_run_config, scene_dirs
 
 
 def train_scenes(
@@ -41,31 +32,31 @@ def train_scenes(
         raise ValueError(f"{cfg.data.root}: no scenes or camera groups found for --scene all")
     summaries = {}
     for s in scenes:
-        run = out / f"{PREFIX}{s}"
-        if (run / "train_summary.json").exists() and not overwrite:
-            summaries[s] = json.loads((run / "train_summary.json").read_text())
+        run = out / f"{SCENE_PREFIX}{s}"
+        if (run / TRAIN_SUMMARY).exists() and not overwrite:
+            summaries[s] = json.loads((run / TRAIN_SUMMARY).read_text())
             continue
         c = copy.deepcopy(cfg)
         c.data.scene, c.name = s, f"{cfg.name}_{s}"
-        again = not overwrite and (resume or (run / "config.yaml").exists())
+        again = not overwrite and (resume or (run / CONFIG).exists())
         summaries[s] = train(c, run, resume=again, overwrite=overwrite, progress=progress)
     return summaries
 
 
 def test_scenes(out: Path, overrides: dict | None = None, *, progress: bool = True) -> dict:
     """Test every scene run under ``out``; write ``out/scenes.json`` with the median AUC."""
-    from ddlvad.config import apply_overrides, load_run_config
+    from ddlvad.config import apply_overrides
     from ddlvad.evaluate import evaluate
 
     per = {}
     for run in scene_dirs(out):
         cfg = apply_overrides(load_run_config(run), overrides or {})
         m = evaluate(run, cfg, progress=progress)
-        per[run.name[len(PREFIX) :]] = {
+        per[run.name[len(SCENE_PREFIX) :]] = {
             k: m[k] for k in ("frame_auc_micro", "frame_auc_macro", "frames", "anomalous_frames")
         }
     if not per:
-        raise ValueError(f"{out}: no {PREFIX}* run directories to test")
+        raise ValueError(f"{out}: no {SCENE_PREFIX}* run directories to test")
     aucs = [v["frame_auc_micro"] for v in per.values() if v["frame_auc_micro"] is not None]
     doc = {"scenes": per, "median_frame_auc_micro": float(np.median(aucs)) if aucs else None}
     atomic_write_json(Path(out) / "scenes.json", doc)

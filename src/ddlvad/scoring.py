@@ -1,24 +1,33 @@
-"""Frame scores from reconstruction error.
+"""The scoring protocol: how reconstruction error becomes one score per frame.
 
-error map e = ||X^t - f(X)||_2 over channels (B, H, W); frame score = max over 16x16 patch
-means (optionally also over a grid shifted by patch/2); then a median filter (window 17) per
-video, and optionally per-video min-max normalisation.
+error map e = ||X^t - f(X)||_2 over channels (B, H, W); frame score = the highest mean over a
+grid of ``patch`` x ``patch`` cells (optionally also over the grid shifted by patch/2); then a
+median filter per video (window 17 in the paper), and optionally per-video min-max
+normalisation. ``ddlvad test``, the threshold calibration, ``ddlvad predict`` and the overlay
+all score through the functions here.
 
-Edge frames (the first and last T//2, which have no full T-window) follow ``edge``:
+Windows: frame t is scored from the T-frame clip centred on it. Edge frames (the first and
+last T//2, which have no full T-window) follow ``edge``:
 - ``clamp``: they are scored from clips whose missing neighbours are the nearest frame;
 - ``copy``: only full windows are scored, and each edge frame takes the score (and error
   map) of the nearest full-window frame.
+
+Median filters: ``smooth`` is the centred filter over a whole video (edges: nearest);
+``CentredMedian`` gives the same values on a stream, each once the frames after it arrived;
+``CausalMedian`` (live streams, which have no future frames) takes the last ``window`` scores.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.ndimage import median_filter
-from torch.utils.data import DataLoader, Subset
 
-from ddlvad.data.clips import EvalClips
+from ddlvad.config import Config
+from ddlvad.data.clips import window_indices
 
 
 def error_map(x_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -44,9 +53,58 @@ def smooth(scores: np.ndarray, window: int = 17) -> np.ndarray:
     return median_filter(np.asarray(scores, dtype=np.float64), size=window, mode="nearest")
 
 
+class CentredMedian:
+    """``smooth`` computed on a stream: the value of item i comes out once item
+    i + (window - 1) // 2 has arrived, or at ``finish``."""
+
+    def __init__(self, window: int) -> None:
+        self.w = max(window, 1)
+        self.lo, self.hi = self.w // 2, (self.w - 1) // 2  # the window is [i - lo, i + hi]
+        self.raw: list[float] = []
+        self.next = 0
+
+    def push(self, raw: float) -> list[tuple[int, float]]:
+        self.raw.append(raw)
+        return self._emit(len(self.raw) - 1 - self.hi)
+
+    def finish(self) -> list[tuple[int, float]]:
+        return self._emit(len(self.raw) - 1)
+
+    def _emit(self, last: int) -> list[tuple[int, float]]:
+        out = []
+        while self.next <= last:
+            i = self.next
+            # the slice holds i's whole window, or ends where the stream does: ``smooth`` on
+            # it gives the value ``smooth`` gives on the whole stream
+            a, b = max(i - self.lo, 0), min(i + self.hi + 1, len(self.raw))
+            out.append((i, float(smooth(np.asarray(self.raw[a:b]), self.w)[i - a])))
+            self.next += 1
+        return out
+
+
+class CausalMedian:
+    """Live smoothing: the median of the last ``window`` raw scores (fewer at the start).
+
+    A live stream has no future frames, so this replaces the centred filter of ``ddlvad
+    test``; a step in the raw score shows up about window/2 frames later. 0 or 1 = off."""
+
+    def __init__(self, window: int) -> None:
+        self.buf: deque[float] = deque(maxlen=max(window, 1))
+
+    def push(self, raw: float) -> float:
+        self.buf.append(raw)
+        return sorted(self.buf)[len(self.buf) // 2]
+
+
 def minmax(scores: np.ndarray) -> np.ndarray:
     lo, hi = float(np.min(scores)), float(np.max(scores))
     return (scores - lo) / (hi - lo) if hi > lo else np.zeros_like(scores)
+
+
+def postprocess(raw: np.ndarray, cfg: Config, normalize: bool | None = None) -> np.ndarray:
+    """Median filter (score.median), then per-video min-max when normalisation is on."""
+    out = smooth(raw, cfg.score.median)
+    return minmax(out) if (cfg.score.normalize if normalize is None else normalize) else out
 
 
 EDGE_RULES = {
@@ -70,58 +128,48 @@ def check_patch(patch: int, height: int, width: int, shifted: bool = False) -> N
         )
 
 
-@torch.no_grad()
-def reconstruct_video(
-    model: torch.nn.Module,
-    video: np.ndarray,
-    T: int,
-    *,
-    batch_size: int = 16,
-    device: torch.device | str = "cpu",
-    patch: int = 16,
-    shifted: bool = False,
-    keep_maps: bool = False,
-    edge: str = "clamp",
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Raw per-frame scores (N,) for one (N, H, W, C) uint8 video; error maps (N, H, W) on
-    demand. ``edge`` picks the edge-frame rule (see the module docstring)."""
-    check_edge(edge)
-    check_patch(patch, video.shape[1], video.shape[2], shifted)
-    model.eval()
-    n, r = len(video), T // 2
-    clips = EvalClips(video, T)
-    if edge == "copy":
-        if n < T:
-            raise ValueError(f"edge rule 'copy' needs videos of at least T = {T} frames, got {n}")
-        clips = Subset(clips, range(r, n - r))
-    scores, maps = [], []
-    for X in DataLoader(clips, batch_size=batch_size, shuffle=False):
-        X = X.to(device)  # (B, C, T, H, W)
-        err = error_map(X[:, :, T // 2], model(X))
-        scores.append(patch_max(err, patch, shifted).float().cpu().numpy())
-        if keep_maps:
-            maps.append(err.float().cpu().numpy())
-    s = np.concatenate(scores)
-    m = np.concatenate(maps) if keep_maps else None
-    if edge == "copy" and r > 0:
-        s = np.pad(s, (r, r), mode="edge")
-        m = None if m is None else np.pad(m, ((r, r), (0, 0), (0, 0)), mode="edge")
-    return s, m
+class SlidingWindow:
+    """Frame count -> the centred T-windows of frame indices that get scored.
+
+    ``clamp``: every frame is a centre, missing neighbours repeat the nearest frame.
+    ``copy``: only full windows are centres (the scorer copies their scores to the edges)."""
+
+    def __init__(self, T: int, edge: str = "clamp") -> None:
+        check_edge(edge)
+        self.T, self.r, self.edge, self.n = T, T // 2, edge, 0
+        self.next = 0 if edge == "clamp" else self.r  # next centre to emit
+
+    def push(self) -> list[tuple[int, list[int]]]:
+        """Register one more frame; return the windows it completes."""
+        self.n += 1
+        out = []
+        while self.next + self.r < self.n:
+            out.append(self._clip(self.next))
+            self.next += 1
+        return out
+
+    def finish(self) -> list[tuple[int, list[int]]]:
+        """End of stream: the right-edge windows (clamp only)."""
+        if self.edge == "copy" and self.n < self.T:
+            raise ValueError(f"edge rule 'copy' needs at least T = {self.T} frames, got {self.n}")
+        out = [self._clip(c) for c in range(self.next, self.n)] if self.edge == "clamp" else []
+        self.next = max(self.next, self.n)
+        return out
+
+    def windows(self, n: int) -> list[tuple[int, list[int]]]:
+        """Every (centre, frame indices) window of a whole video of ``n`` frames, in order."""
+        out = []
+        for _ in range(n):
+            out += self.push()
+        return out + self.finish()
+
+    def _clip(self, c: int) -> tuple[int, list[int]]:
+        return c, window_indices(c, self.n, self.T)
 
 
-@torch.no_grad()
-def reconstruct_frames(
-    model: torch.nn.Module, video: np.ndarray, T: int, frames: list[int], *, device="cpu"
-) -> tuple[np.ndarray, np.ndarray]:
-    """(X^t, f(X)) for chosen frames of one video: two (K, H, W, C) float arrays in [0, 1].
-
-    Clips follow the clamp rule, so edge frames are reconstructable too."""
-    model.eval()
-    clips = EvalClips(video, T)
-    X = torch.stack([clips[int(t)] for t in frames]).to(device)  # (K, C, T, H, W)
-    y = model(X)  # (K, C, H, W)
-    x_t = X[:, :, T // 2]
-    return (
-        x_t.permute(0, 2, 3, 1).float().cpu().numpy(),
-        y.permute(0, 2, 3, 1).float().cpu().numpy(),
-    )
+def ranges_of(flags: np.ndarray) -> list[tuple[int, int]]:
+    """0-based inclusive (start, end) index ranges of consecutive True values."""
+    f = np.concatenate([[False], np.asarray(flags, dtype=bool), [False]])
+    d = np.diff(f.astype(np.int8))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
+    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]

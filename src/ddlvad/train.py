@@ -12,7 +12,6 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,11 +20,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ddlvad.calibrate import split_holdout, write_threshold
+from ddlvad.calibrate import write_threshold
 from ddlvad.checkpoint import save_checkpoint
 from ddlvad.config import Config
-from ddlvad.data.clips import MASK_NONE, MASK_RANDOM, MASK_TRACK, TrainClips
-from ddlvad.data.layouts import check_clip_length
+from ddlvad.data.clips import MASK_NONE, MASK_RANDOM, MASK_TRACK
 from ddlvad.distributed import (
     DistContext,
     barrier,
@@ -37,13 +35,22 @@ from ddlvad.distributed import (
 from ddlvad.ema import make_ema, refresh_run
 from ddlvad.io import atomic_write_json
 from ddlvad.loss import LossParts, ddl_loss
-from ddlvad.models import build_model, model_T
 from ddlvad.models.blocks import set_fast_path
-from ddlvad.objects.masks import MaskPicker
-from ddlvad.pipeline import load_videos, open_dataset, train_tracks
 from ddlvad.pseudo import PseudoAnomalyCreator
-from ddlvad.resume import StartPoint, batches_per_epoch, nothing_left, prepare_run, previous_summary
-from ddlvad.rundir import claim_run, clear_run
+from ddlvad.resume import StartPoint, batches_per_epoch, nothing_left, prepare_run
+from ddlvad.rundir import (
+    CHECKPOINT,
+    CONFIG,
+    SIGMA_CSV,
+    SIGMA_PLOT,
+    TRAIN_LOG,
+    TRAIN_SUMMARY,
+    build_modules,
+    claim_run,
+    clear_run,
+    read_summary,
+)
+from ddlvad.train_data import make_clips, training_videos
 from ddlvad.viz import plot_sigma_trajectory
 
 LOG_FIELDS = ["epoch", "step", "loss", "recon", "dist", "P", "N", "sigma", "lr", "masked"]
@@ -59,26 +66,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def build_modules(cfg: Config) -> tuple[torch.nn.Module, PseudoAnomalyCreator]:
-    m = cfg.model
-    model = build_model(
-        m.name,
-        C=cfg.data.channels,
-        T=model_T(m.name, cfg.data.T),
-        latent=m.latent,
-        kernels=m.kernels,
-        final_kernel=m.final_kernel,
-    )
-    p = cfg.pseudo
-    return model, PseudoAnomalyCreator(p.mode, sigma=p.sigma, l_init=p.l_init)
-
-
 def apply_speedups(model: nn.Module, tc) -> None:
     """Opt-in speed settings that leave the maths unchanged: NHWC 2D convolutions (Conv3D
     weights are 5-D and stay as they are) and in-place ``torch.compile`` (state_dict keys
@@ -89,30 +76,6 @@ def apply_speedups(model: nn.Module, tc) -> None:
                 m.to(memory_format=torch.channels_last)
     if tc.compile:
         model.compile()
-
-
-def make_clips(cfg: Config, progress: bool) -> tuple[TrainClips, dict]:
-    ds = open_dataset(cfg)
-    if not ds.train:
-        raise ValueError(f"{cfg.data.root}: no training videos (layout {ds.layout})")
-    check_clip_length(ds.train, model_T(cfg.model.name, cfg.data.T))
-    videos = load_videos(ds.train, cfg, progress)
-    fit = split_holdout(videos, cfg.calib.holdout)[0]  # held-out tails calibrate the threshold
-    T = model_T(cfg.model.name, cfg.data.T)
-    info: dict[str, Any] = {"train_videos": len(videos)}
-    picker = None
-    if cfg.pseudo.mode != "none":
-        tracks, meta, path = train_tracks(ds.train, videos, cfg, progress)
-        picker = MaskPicker(tracks, cfg.pseudo.no_track)
-        lengths = {k: len(v) for k, v in fit.items()}
-        info.update(
-            tracks=str(path),
-            boxes_per_frame=meta.get("boxes_per_frame"),
-            full_track_share=picker.coverage(lengths, T),
-        )
-    clips = TrainClips(list(fit.values()), T, picker, names=list(fit), seed=cfg.train.seed)
-    info["clips"] = len(clips)
-    return clips, info
 
 
 class DDLNet(nn.Module):
@@ -192,12 +155,13 @@ def _setup(cfg: Config, ctx: DistContext, run_dir: Path, progress: bool, overwri
     tc = cfg.train
     if not ctx.is_main:
         barrier(ctx)
-    clips, info = make_clips(cfg, progress and ctx.is_main)  # validates data before writing
+    data = training_videos(cfg, progress and ctx.is_main)  # validates data before writing
+    clips, info = make_clips(cfg, progress and ctx.is_main, data)
     if ctx.is_main:
         if overwrite:  # the new config and data validated: only now drop the old run
             clear_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.dump(run_dir / "config.yaml")
+        cfg.dump(run_dir / CONFIG)
         barrier(ctx)
     model, creator = build_modules(cfg)
     net = DDLNet(model, creator, fast=tc.fast).to(ctx.device)
@@ -207,7 +171,7 @@ def _setup(cfg: Config, ctx: DistContext, run_dir: Path, progress: bool, overwri
     sched = torch.optim.lr_scheduler.StepLR(
         opt, step_size=max(1, int(tc.step_frac * tc.epochs)), gamma=tc.gamma
     )
-    return clips, info, net, opt, sched
+    return clips, info, data, net, opt, sched
 
 
 def train(
@@ -226,7 +190,7 @@ def train(
     every rank trains on its share of each global batch; only rank 0 writes.
     """
     run_dir = Path(run_dir)
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    ckpt_path = run_dir / CHECKPOINT
     tc = cfg.validate().train
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
@@ -237,7 +201,7 @@ def train(
             ck = prepare_run(cfg, run_dir, resume, overwrite, writer=ctx.is_main)
             idle = nothing_left(cfg, run_dir, ck)
             if idle:
-                return {**previous_summary(run_dir), "nothing_to_do": idle}
+                return {**read_summary(run_dir), "nothing_to_do": idle}
             return _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress and ctx.is_main)
     finally:
         shutdown(ctx)
@@ -245,7 +209,7 @@ def train(
 
 def _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress) -> dict:
     tc = cfg.train
-    clips, info, net, opt, sched = _setup(cfg, ctx, run_dir, progress, overwrite)
+    clips, info, data, net, opt, sched = _setup(cfg, ctx, run_dir, progress, overwrite)
     model, creator = net.model, net.creator
     start = StartPoint.of(ck)
     start_epoch, step = start.epoch, start.step
@@ -263,8 +227,8 @@ def _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress) -> dict:
     logs = None
     if ctx.is_main:
         logs = (
-            CsvLog(run_dir / "train_log.csv", LOG_FIELDS, step if resume else 0),
-            CsvLog(run_dir / "sigma.csv", ["epoch", "step", "sigma"], step if resume else 0),
+            CsvLog(run_dir / TRAIN_LOG, LOG_FIELDS, step if resume else 0),
+            CsvLog(run_dir / SIGMA_CSV, ["epoch", "step", "sigma"], step if resume else 0),
         )
     counts = start.counts  # cumulative over every session of the run
     t0 = time.perf_counter()
@@ -302,10 +266,10 @@ def _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress) -> dict:
     finally:
         for log in logs or ():
             log.close()
-    return _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, clips)
+    return _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, clips, data)
 
 
-def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, clips) -> dict:
+def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, clips, data) -> dict:
     """train_summary.json (cumulative over sessions), threshold.json, the sigma plot."""
     model, creator = net.model, net.creator
     sigma = float(creator.sigma().detach()) if creator.enabled else None
@@ -324,15 +288,16 @@ def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, cli
         torch.distributed.all_gather_object(per_rank, sigma)
         summary["sigma_per_rank"] = per_rank
     if ctx.is_main:
-        atomic_write_json(run_dir / "train_summary.json", summary)
+        atomic_write_json(run_dir / TRAIN_SUMMARY, summary)
         scorer = model
         if net.ema is not None:  # BN statistics of the averaged weights, into the checkpoint
             refreshed = refresh_run(run_dir, cfg, clips)
             if cfg.score.weights == "ema":
                 scorer = refreshed.to(ctx.device)
-        write_threshold(run_dir, cfg, scorer, ctx.device, progress)  # threshold.json for predict
+        # threshold.json for predict, on the held-out frames this setup split off
+        write_threshold(run_dir, cfg, scorer, ctx.device, videos=data.calibration)
         if creator.mode == "dynamic" and step > 0:
-            plot_sigma_trajectory(run_dir / "sigma.csv", run_dir / "plots" / "sigma_trajectory.png")
+            plot_sigma_trajectory(run_dir / SIGMA_CSV, run_dir / SIGMA_PLOT)
     return summary
 
 

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ddlvad.io import atomic_write  # noqa: E402
+from ddlvad.scoring import ranges_of  # noqa: E402
 
 
 def read_sigma(path: str | Path) -> tuple[list[int], list[int], list[float]]:
@@ -55,13 +56,6 @@ def save_figure(fig, out_png: str | Path) -> Path:
         plt.close(fig)
 
 
-def anomalous_ranges(labels: np.ndarray) -> list[tuple[int, int]]:
-    """0/1 per frame -> [(start, end)] 0-based inclusive runs of 1s."""
-    d = np.diff(np.concatenate([[0], (np.asarray(labels) == 1).astype(int), [0]]))
-    starts, ends = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0] - 1
-    return list(zip(starts.tolist(), ends.tolist(), strict=True))
-
-
 def plot_score_timeline(
     video: str,
     raw: np.ndarray,
@@ -76,7 +70,7 @@ def plot_score_timeline(
     n = np.arange(len(raw))
     ax.plot(n, raw, lw=0.7, color="tab:gray", alpha=0.7, label="raw")
     ax.plot(n, smoothed, lw=1.3, color="tab:blue", label="final score")
-    for k, (a, b) in enumerate(anomalous_ranges(labels) if labels is not None else []):
+    for k, (a, b) in enumerate(ranges_of(np.asarray(labels) == 1) if labels is not None else []):
         ax.axvspan(a - 0.5, b + 0.5, color="tab:red", alpha=0.18, lw=0, label=None if k else "GT")
     ax.set_xlim(-0.5, max(len(raw), 1) - 0.5)
     ax.set_xlabel("frame")

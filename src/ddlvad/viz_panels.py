@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddlvad.config import Config, load_run_config
+from ddlvad.config import Config
 from ddlvad.data.layouts import load_pixel_masks
-from ddlvad.evaluate import load_creator, load_trained
-from ddlvad.models import model_T
 from ddlvad.pipeline import load_videos, open_dataset
-from ddlvad.scoring import error_map, reconstruct_frames
-from ddlvad.train import make_clips
-from ddlvad.viz import anomalous_ranges, plt, save_figure
+from ddlvad.reconstruct import reconstruct_frames
+from ddlvad.rundir import load_creator, load_run_config, load_trained
+from ddlvad.scoring import error_map, ranges_of
+from ddlvad.train_data import make_clips
+from ddlvad.viz import plt, save_figure
 
 FIG4_COLUMNS = [
     "X^t",
@@ -90,7 +90,7 @@ def pick_compare_frames(scores: dict[str, dict[str, np.ndarray]], k: int = 3) ->
     spread evenly over those with anomalies (scores as from ``evaluate.read_scores_csv``)."""
     found = []
     for name, s in scores.items():
-        ranges = anomalous_ranges(s["label"])
+        ranges = ranges_of(s["label"] == 1)
         if ranges:
             a, b = ranges[0]
             found.append((name, int(s["frame"][(a + b) // 2])))
@@ -120,9 +120,8 @@ def compare_examples(
     out: dict[str, list] = {"x_t": [], "y_this": [], "y_other": []}
     for key, rdir, rcfg in (("y_this", run_dir, cfg), ("y_other", other_dir, other_cfg)):
         _, model = load_trained(rdir, rcfg, "cpu")
-        T = model_T(rcfg.model.name, rcfg.data.T)
         for v, t in frames:
-            x_t, y = reconstruct_frames(model, videos[v], T, [t])
+            x_t, y = reconstruct_frames(model, videos[v], rcfg.model_T, [t])
             out[key].append(y[0])
             if key == "y_this":
                 out["x_t"].append(x_t[0])

@@ -24,8 +24,9 @@ def check_T(T: int) -> None:
         )
 
 
-def to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """(T, H, W, C) uint8 -> (C, T, H, W) float32 in [0, 1]."""
+def to_tensor(frames: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """(T, H, W, C) uint8 (an array, or a list of T (H, W, C) frames) -> (C, T, H, W) float32
+    in [0, 1]."""
     return torch.from_numpy(np.array(frames)).permute(3, 0, 1, 2).float() / 255.0
 
 
@@ -88,6 +89,13 @@ def box_to_pixels(box, H: int, W: int) -> tuple[int, int, int, int]:
     return px1, py1, max(min(px2, W), px1 + 1), max(min(py2, H), py1 + 1)
 
 
+def window_indices(t: int, n: int, T: int) -> list[int]:
+    """Frame indices of the T-window centred on frame t of n; missing neighbours repeat the
+    nearest frame (the ``clamp`` edge rule)."""
+    r = T // 2
+    return [min(max(i, 0), n - 1) for i in range(t - r, t + r + 1)]
+
+
 class EvalClips(Dataset):
     """One clip per frame of one video; edge frames use clamped neighbour indices."""
 
@@ -99,6 +107,4 @@ class EvalClips(Dataset):
         return len(self.video)
 
     def __getitem__(self, t: int) -> torch.Tensor:
-        r = self.T // 2
-        idx = np.clip(np.arange(t - r, t + r + 1), 0, len(self.video) - 1)
-        return to_tensor(self.video[idx])
+        return to_tensor(self.video[window_indices(t, len(self.video), self.T)])

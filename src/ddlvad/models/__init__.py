@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from ddlvad.config import model_T  # the registry's clip-length rule (UNet: T = 1)
 from ddlvad.models.unet import C3DSU, UNet
+
+__all__ = ["MODELS", "build_model", "model_T"]
 
 MODELS: dict[str, type[nn.Module]] = {"unet": UNet, "c3dsu": C3DSU}
 
@@ -15,8 +18,3 @@ def build_model(
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     return MODELS[name](C=C, T=T, latent=latent, kernels=tuple(kernels), final_kernel=final_kernel)
-
-
-def model_T(name: str, T: int) -> int:
-    """Clip length a model consumes: the UNet baseline always sees T = 1."""
-    return 1 if name == "unet" else T

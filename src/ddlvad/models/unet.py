@@ -87,6 +87,15 @@ class UNet(nn.Module):
         return self.decoder(*self.encoder(X[:, :, 0], sD))
 
 
+def skip_head(skips: nn.ModuleList, decoder: Decoder, feats: tuple[torch.Tensor, ...]):
+    """C3DSU after its encoder: per-level features (B, c, T, h, w) -> (B, C, H, W). Each
+    level's Conv3D skip keeps only the middle time step t = T // 2, then the decoder runs.
+    Shared by ``C3DSU.head`` and the stream engine's ``StreamHead`` (features cached per
+    frame)."""
+    s = [conv(f)[:, :, 0] for f, conv in zip(feats, skips, strict=True)]
+    return decoder(*s)  # each skip (B, c, h, w): the middle step only
+
+
 class C3DSU(nn.Module):
     """Conv3DSkipUNet: per-frame 2D encoder; every skip passes a Conv3D over time and
     only the middle time step t = T // 2 goes on to the decoder."""
@@ -129,6 +138,5 @@ class C3DSU(nn.Module):
 
     def head(self, *feats: torch.Tensor) -> torch.Tensor:
         """Per-level encoder features (B, c, T, h, w) -> (B, C, H, W): Conv3D skips, then
-        the decoder. Also the stream engine's entry point (features cached per frame)."""
-        skips = [conv(f)[:, :, 0] for f, conv in zip(feats, self.skips, strict=True)]
-        return self.decoder(*skips)  # each skip (B, c, h, w): the middle step only
+        the decoder."""
+        return skip_head(self.skips, self.decoder, feats)

@@ -11,7 +11,6 @@ import numpy as np
 
 from ddlvad.config import Config
 from ddlvad.io import atomic_write
-from ddlvad.models import model_T
 from ddlvad.objects.masks import MaskPicker
 from ddlvad.objects.store import track_stats
 from ddlvad.pipeline import load_videos, open_dataset, train_tracks
@@ -50,7 +49,7 @@ def run_tracks(cfg: Config, out: Path, *, viz: int = 0, progress: bool = True) -
     tracks, meta, path = train_tracks(ds.train, videos, cfg, progress)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "tracks.json", lambda tmp: shutil.copyfile(path, tmp))
-    T = model_T(cfg.model.name, cfg.data.T)
+    T = cfg.model_T
     picker = MaskPicker(tracks, cfg.pseudo.no_track)
     summary = {
         "tracks_json": str(out / "tracks.json"),

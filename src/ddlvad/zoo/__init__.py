@@ -25,7 +25,7 @@ from ddlvad import rundir
 ZOO_DIR = Path(__file__).resolve().parent
 CARD = "card.json"
 # The run files an entry ships, when the source run has them (the checkpoint is rewritten).
-RUN_FILES = ("config.yaml", "threshold.json", "sigma.csv", "train_summary.json")
+RUN_FILES = (rundir.CONFIG, rundir.THRESHOLD, rundir.SIGMA_CSV, rundir.TRAIN_SUMMARY)
 CHECKPOINT = rundir.CHECKPOINT.as_posix()
 
 
@@ -62,7 +62,7 @@ def resolve(name: str, root: Path | None = None) -> Path:
     card = read_card(name, root)
     entry = root / name
     files = card.get("files") or {}
-    if CHECKPOINT not in files or "config.yaml" not in files:
+    if CHECKPOINT not in files or rundir.CONFIG not in files:
         raise ZooError(f"{entry / CARD}: lists no checkpoint/config; not a model entry")
     for rel, want in files.items():
         path = entry / rel

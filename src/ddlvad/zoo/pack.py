@@ -14,8 +14,9 @@ from typing import Any
 import torch
 
 from ddlvad.checkpoint import load_checkpoint
-from ddlvad.config import load_run_config
+from ddlvad.config import SCORE_PROTOCOL
 from ddlvad.io import atomic_write, atomic_write_json, atomic_write_text
+from ddlvad.rundir import CONFIG, METRICS, THRESHOLD, TRAIN_SUMMARY, load_run_config, load_trained
 from ddlvad.zoo import CARD, CHECKPOINT, RUN_FILES, ZOO_DIR, sha256
 
 MAX_FILE_BYTES = 5 * 1024 * 1024  # weights in git: each file under 5 MB
@@ -59,13 +60,10 @@ def git_commit(repo: Path) -> str:
         return "unknown"
 
 
-SCORE_KEYS = ("patch", "shifted", "median", "normalize", "edge")
-
-
 def _write_entry_files(run: Path, entry: Path, protocol: dict[str, Any]) -> None:
     cfg = load_run_config(run)
     trained = copy.deepcopy(cfg.score)
-    for k in SCORE_KEYS:  # the protocol the card's metrics were scored with
+    for k in SCORE_PROTOCOL:  # the protocol the card's metrics were scored with
         if k in protocol:
             setattr(cfg.score, k, protocol[k])
     ck = load_checkpoint(run / CHECKPOINT, cfg)
@@ -77,18 +75,15 @@ def _write_entry_files(run: Path, entry: Path, protocol: dict[str, Any]) -> None
     if cfg.score != trained:  # the run's threshold was calibrated under another protocol
         _recalibrate(run, cfg, entry)
     cfg.data.root, cfg.data.cache_dir = "", ""  # the trainer's paths mean nothing elsewhere
-    cfg.dump(entry / "config.yaml")
+    cfg.dump(entry / CONFIG)
 
 
 def _recalibrate(run: Path, cfg, entry: Path) -> None:
     """threshold.json under the entry's protocol, on the run's own calibration frames."""
     from ddlvad.calibrate import calibrate, calibration_videos
-    from ddlvad.evaluate import load_trained
 
     _, model = load_trained(run, cfg)
-    atomic_write_json(
-        entry / "threshold.json", calibrate(model, cfg, calibration_videos(cfg), "cpu")
-    )
+    atomic_write_json(entry / THRESHOLD, calibrate(model, cfg, calibration_videos(cfg), "cpu"))
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -132,12 +127,12 @@ def pack(
 
     ``info``: summary, dataset, split, preset, seed, notes, commit (optional)."""
     run = Path(run)
-    metrics = json.loads((run / "metrics.json").read_text())
-    summary = json.loads((run / "train_summary.json").read_text())
+    metrics = json.loads((run / METRICS).read_text())
+    summary = json.loads((run / TRAIN_SUMMARY).read_text())
     entry = root / name
     if entry.exists():
         shutil.rmtree(entry)
-    (entry / "checkpoints").mkdir(parents=True)
+    (entry / CHECKPOINT).parent.mkdir(parents=True)
     _write_entry_files(run, entry, metrics.get("protocol", {}))
     files = {}
     for p in sorted(q for q in entry.rglob("*") if q.is_file()):
