@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ddlvad.calibrate import main as calibrate_main
-from ddlvad.cli import build_config, main, make_parser
+from ddlvad.cli import main, make_parser
+from ddlvad.cli.calibrate import main as calibrate_main
+from ddlvad.cli.common import build_config
 from ddlvad.config_check import ConfigError
 from ddlvad.data.cache import CacheWarning, FrameCache
 from ddlvad.data.layouts import load_dataset

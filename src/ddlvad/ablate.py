@@ -7,7 +7,6 @@ train_summary.json resumes training, and a trained cell without metrics is only 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 from pathlib import Path
@@ -46,12 +45,14 @@ def run_cell(cfg: Config, run_dir: Path, progress: bool) -> dict:
     """Train (or resume) and test one cell unless its metrics already exist."""
     from ddlvad.evaluate import evaluate
     from ddlvad.train import train
+    from ddlvad.viz import plot_run_sigma
 
     metrics_path = run_dir / METRICS
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
     if not (run_dir / TRAIN_SUMMARY).exists():  # resume: fresh when no checkpoint yet
         train(cfg, run_dir, resume=True, progress=progress)
+        plot_run_sigma(run_dir, cfg)
     return evaluate(run_dir, cfg, progress=progress)
 
 
@@ -173,57 +174,3 @@ def ablate(
     atomic_write_json(out / "ablation.json", doc)
     atomic_write_text(out / "ablation.md", markdown(summary, models, modes, dataset, command))
     return doc
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ddlvad.cli import _add_data
-
-    _add_data(p)
-    p.add_argument("--out", help="grid folder (default runs/ablate_<data>)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per cell")
-    p.add_argument("--models", default=",".join(MODELS), help="comma list of unet,c3dsu")
-    p.add_argument("--modes", default=",".join(MODES), help="comma list of none,static,dynamic")
-    p.add_argument(
-        "--sweep",
-        metavar="FILE",
-        help="instead of the grid: YAML of named overrides (cell: {train.lr: 0.001}) x seeds; "
-        "writes sweep.md, sweep.json, sweep.png",
-    )
-    p.add_argument(
-        "--collect-only",
-        action="store_true",
-        help="train nothing: write the table from the cells finished so far",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from ddlvad.cli import build_config
-
-    base = build_config(args)
-    if not base.data.root:
-        raise SystemExit("ddlvad ablate: --root is required")
-    models = [m for m in args.models.split(",") if m]
-    modes = [m for m in args.modes.split(",") if m]
-    bad = [m for m in models if m not in MODELS] + [m for m in modes if m not in MODES]
-    if bad:
-        raise ValueError(f"unknown models/modes {bad}; models {MODELS}, modes {MODES}")
-    out = Path(args.out) if args.out else Path("runs") / f"ablate_{args.data}"
-    common = {
-        "seeds": args.seeds,
-        "command": "ddlvad " + " ".join(sys.argv[1:]),
-        "progress": not args.quiet,
-        "train": not args.collect_only,
-    }
-    if args.sweep:
-        from ddlvad.sweep import sweep
-
-        doc = sweep(base, args.sweep, out, **common)
-        print((out / "sweep.md").read_text())
-        print(f"wrote {out / 'sweep.md'}, sweep.json ({len(doc['cells'])} runs)")
-        return 0
-    doc = ablate(base, out, models=models, modes=modes, dataset=args.data, **common)
-    print((out / "ablation.md").read_text())
-    print(f"wrote {out / 'ablation.md'} and ablation.json ({len(doc['cells'])} cells)")
-    return 0

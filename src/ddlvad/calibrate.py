@@ -13,13 +13,12 @@ Frames: the last ``calib.holdout`` fraction of each training video, kept out of 
 false``), which the model has fitted, so the threshold comes out low and the false-alarm rate
 on new normal footage will be higher than ``1 - q``.
 
-For an existing run without threshold.json: ``python -m ddlvad.calibrate --run DIR``.
+For an existing run without threshold.json: ``ddlvad calibrate --run DIR`` (or
+``python -m ddlvad.calibrate --run DIR``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -96,29 +95,7 @@ def write_threshold(
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m ddlvad.calibrate --run DIR``: (re)write threshold.json for a trained run."""
-    from ddlvad.errors import run_entry
-    from ddlvad.rundir import claim_run, load_trained, pick_device
+if __name__ == "__main__":  # python -m ddlvad.calibrate: the calibrate verb's own entry
+    from ddlvad.cli.calibrate import main
 
-    ap = argparse.ArgumentParser(prog="python -m ddlvad.calibrate", description=main.__doc__)
-    ap.add_argument("--run", required=True, help="run directory")
-    ap.add_argument("--quantile", type=float, help="override calib.quantile")
-    args = ap.parse_args(argv)
-
-    def go() -> int:
-        device = pick_device("auto")
-        cfg, model = load_trained(args.run, device=device)
-        if args.quantile is not None:
-            cfg.calib.quantile = args.quantile
-        cfg.validate(f"{args.run} with --quantile")
-        with claim_run(args.run):  # not while the run is being trained
-            result = write_threshold(args.run, cfg, model, device, progress=True)
-        print(json.dumps(result, indent=2))
-        return 0
-
-    return run_entry("python -m ddlvad.calibrate", go)
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

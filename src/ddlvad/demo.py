@@ -8,6 +8,7 @@ from ddlvad.config import load_preset
 from ddlvad.data.synthetic import SceneSpec, generate
 from ddlvad.evaluate import evaluate
 from ddlvad.train import train
+from ddlvad.viz import plot_run_sigma
 
 
 def run_demo(
@@ -30,5 +31,6 @@ def run_demo(
         cfg.train.epochs = epochs
     run_dir = out / "run"
     summary = train(cfg, run_dir, overwrite=True, progress=progress)  # a demo re-runs
+    plot_run_sigma(run_dir, cfg)
     metrics = evaluate(run_dir, cfg, progress=progress)
     return {**metrics, "sigma": summary["sigma"], "run": str(run_dir)}

@@ -33,7 +33,6 @@ import numpy as np
 import torch
 
 from ddlvad.backends import (
-    BACKENDS,
     Backend,
     TorchForward,
     onnx_info,
@@ -43,10 +42,9 @@ from ddlvad.backends import (
 from ddlvad.config import Config
 from ddlvad.data.clips import to_tensor
 from ddlvad.data.sources import to_working
+from ddlvad.infer import BACKENDS, ENGINES
 from ddlvad.rundir import THRESHOLD, load_run_config, load_threshold, load_trained
 from ddlvad.scoring import SlidingWindow, error_map, patch_max, smooth
-
-ENGINES = ("clip", "stream")
 
 
 class Scored(NamedTuple):

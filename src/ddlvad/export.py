@@ -15,8 +15,6 @@ within ``TOLERANCE``; the figures go to ``DIR/model.onnx.json``. Needs the ``onn
 
 from __future__ import annotations
 
-import argparse
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -144,12 +142,3 @@ def export_onnx(run_dir: str | Path, *, check: bool = True) -> dict[str, Any]:
         report["match"] = worst <= TOLERANCE
     atomic_write_json(run_dir / ONNX_REPORT, report)
     return report
-
-
-def run(args: argparse.Namespace) -> int:
-    report = export_onnx(args.run, check=not args.no_check)
-    print(json.dumps(report, indent=2))
-    if report.get("match") is False:
-        print(f"ddlvad export: onnxruntime differs from torch by more than {TOLERANCE}")
-        return 1
-    return 0

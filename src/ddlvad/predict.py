@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddlvad.cli_args import INPUT_HELP
 from ddlvad.data.sources import IMAGE_EXTS, VIDEO_EXTS, SourceError, natural_key, open_source
 from ddlvad.detector import Detector, Scored
+from ddlvad.infer import INPUT_HELP
 from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
 from ddlvad.overlay import OverlayWriter
 from ddlvad.rundir import PREDICT, warn_if_training
@@ -264,7 +264,8 @@ def _predict_files(args, det: Detector, videos: list, out: Path, log) -> tuple[d
     return results, stats
 
 
-def run(args: argparse.Namespace) -> int:
+def run_predict(args: argparse.Namespace) -> int:
+    """The predict verb's work on parsed arguments (see ``ddlvad.cli.predict``)."""
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     kind, target = resolve_input(args.input, args.live)

@@ -10,7 +10,6 @@ metrics.json and scores.csv; ``ddlvad test`` is run first when they are missing.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
 import html
@@ -57,19 +56,6 @@ table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;paddin
 th{background:#f3f3f3;text-align:left}img{max-width:100%}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:6px}
 .note{color:#865;font-style:italic}pre{background:#f6f6f6;padding:8px;font-size:.8em}"""
-
-
-def run(args: argparse.Namespace) -> int:
-    out = build_report(
-        args.run,
-        compare=args.compare,
-        frames=parse_frames(args.frames) if args.frames else None,
-        clips=args.clips,
-        max_videos=args.max_videos,
-        progress=not args.quiet,
-    )
-    print(f"wrote {out} and {out.parent / 'plots'}/")
-    return 0
 
 
 def parse_frames(text: str) -> list[tuple[str, int]]:

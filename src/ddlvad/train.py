@@ -42,7 +42,6 @@ from ddlvad.rundir import (
     CHECKPOINT,
     CONFIG,
     SIGMA_CSV,
-    SIGMA_PLOT,
     TRAIN_LOG,
     TRAIN_SUMMARY,
     build_modules,
@@ -51,7 +50,6 @@ from ddlvad.rundir import (
     read_summary,
 )
 from ddlvad.train_data import make_clips, training_videos
-from ddlvad.viz import plot_sigma_trajectory
 
 LOG_FIELDS = ["epoch", "step", "loss", "recon", "dist", "P", "N", "sigma", "lr", "masked"]
 
@@ -270,7 +268,8 @@ def _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress) -> dict:
 
 
 def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, clips, data) -> dict:
-    """train_summary.json (cumulative over sessions), threshold.json, the sigma plot."""
+    """train_summary.json (cumulative over sessions), threshold.json. The sigma plot is drawn
+    by the callers that show results (``viz.plot_run_sigma``), not by the training loop."""
     model, creator = net.model, net.creator
     sigma = float(creator.sigma().detach()) if creator.enabled else None
     summary = {
@@ -296,8 +295,6 @@ def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, cli
                 scorer = refreshed.to(ctx.device)
         # threshold.json for predict, on the held-out frames this setup split off
         write_threshold(run_dir, cfg, scorer, ctx.device, videos=data.calibration)
-        if creator.mode == "dynamic" and step > 0:
-            plot_sigma_trajectory(run_dir / SIGMA_CSV, run_dir / SIGMA_PLOT)
     return summary
 
 

@@ -11,7 +11,9 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ddlvad.config import Config  # noqa: E402
 from ddlvad.io import atomic_write  # noqa: E402
+from ddlvad.rundir import SIGMA_CSV, SIGMA_PLOT  # noqa: E402
 from ddlvad.scoring import ranges_of  # noqa: E402
 
 
@@ -46,6 +48,16 @@ def plot_sigma_trajectory(sigma_csv: str | Path, out_png: str | Path) -> Path:
     )
     fig.tight_layout()
     return save_figure(fig, out_png)
+
+
+def plot_run_sigma(run_dir: str | Path, cfg: Config) -> Path | None:
+    """A trained run's Figure 5, ``plots/sigma_trajectory.png``, drawn from its sigma.csv
+    when the run learns sigma (``pseudo.mode`` dynamic) and has trained a step; else None.
+    Called after training by the train verb, the demo and the ablation grid."""
+    path = Path(run_dir) / SIGMA_CSV
+    if cfg.pseudo.mode != "dynamic" or not path.exists() or not read_sigma(path)[1]:
+        return None
+    return plot_sigma_trajectory(path, Path(run_dir) / SIGMA_PLOT)
 
 
 def save_figure(fig, out_png: str | Path) -> Path:

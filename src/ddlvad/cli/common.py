@@ -1,0 +1,118 @@
+"""Options several verbs share: the dataset (--data/--root/--scene/--preset/--set), the run
+(--run or a shipped --model), and the config they resolve to. Imports nothing heavy."""
+
+from __future__ import annotations
+
+import argparse
+from importlib import resources
+from pathlib import Path
+
+from ddlvad.config import Config, apply_overrides, load_preset, parse_set
+
+# Dataset names users type -> layout loader ("auto" detects it under --root).
+DATA_LAYOUTS = {
+    "ped1": "auto",
+    "ped2": "auto",
+    "synthetic": "frames",
+    "frames": "frames",
+    "ucsd": "ucsd",
+    "avenue": "avenue",
+    "shanghaitech": "shanghaitech",
+    "folder": "folder",
+    "auto": "auto",
+}
+# Verbs that write into the run directory: --model gives them a copy of the entry to write in.
+WRITING_VERBS = ("test", "report", "export")
+
+
+def preset_lines() -> list[tuple[str, str]]:
+    """(name, first comment line) of each preset YAML in ``ddlvad/configs``, sorted by name."""
+    out = []
+    for f in resources.files("ddlvad").joinpath("configs").iterdir():
+        if f.name.endswith(".yaml"):
+            first = f.read_text(encoding="utf-8").splitlines()[:1] or [""]
+            out.append((f.name[: -len(".yaml")], first[0].lstrip("#").strip()))
+    return sorted(out)
+
+
+def presets_epilog() -> str:
+    """The presets, one line each, for the epilog of the verbs that take ``--preset``."""
+    rows = preset_lines()
+    width = max((len(name) for name, _ in rows), default=0)
+    return "presets (--preset NAME):\n" + "\n".join(
+        f"  {name:<{width}}  {text}" for name, text in rows
+    )
+
+
+def add_data(p: argparse.ArgumentParser, preset: bool = True) -> None:
+    """--data, --root, --scene, [--preset], --set and --quiet."""
+    p.add_argument("--data", default="auto", help="dataset name or layout (ped2, avenue, ...)")
+    p.add_argument("--root", help="dataset root folder")
+    p.add_argument("--scene", default="", help="scene / camera id (ShanghaiTech, folder)")
+    if preset:
+        p.add_argument(
+            "--preset", default="cpu", help="config preset (listed below; default cpu) or YAML file"
+        )
+        p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep one preset a line
+        p.epilog = presets_epilog()
+    p.add_argument(
+        "--set",
+        nargs="*",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. train.epochs=2 data.height=64 (repeatable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_config(args: argparse.Namespace, base: Config | None = None) -> Config:
+    """The config the data options describe: ``base`` (a run's) or the preset, then
+    --root/--data/--scene and every --set, validated."""
+    cfg = base or load_preset(getattr(args, "preset", "cpu"))
+    if getattr(args, "root", None):
+        cfg.data.root = str(Path(args.root).resolve())
+    if getattr(args, "data", "auto") not in ("auto", None):
+        cfg.data.layout = DATA_LAYOUTS.get(args.data, args.data)
+        if base is None:
+            cfg.name = args.data
+    if getattr(args, "scene", ""):
+        cfg.data.scene = args.scene
+    apply_overrides(cfg, parse_set(getattr(args, "set", []) or []))
+    return cfg.validate("--set / preset")
+
+
+def add_run_or_model(p: argparse.ArgumentParser, *, out: bool) -> None:
+    """--run DIR or --model NAME (one of them); ``out``: also add --out for the run copy."""
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--run", help="run directory (config.yaml + checkpoints)")
+    g.add_argument(
+        "--model",
+        metavar="NAME",
+        help="a shipped pretrained model instead of a run ('ddlvad models' lists them)",
+    )
+    if out:
+        p.add_argument(
+            "--out",
+            help="with --model: folder that receives a copy of the model and the outputs "
+            "(default ./ddlvad-NAME); the installed package is never written",
+        )
+
+
+def resolve_run(args: argparse.Namespace, verb: str) -> None:
+    """Point ``args.run`` at a run folder when ``--model`` was given (checking sha256s).
+
+    Writing verbs get a copy at ``--out``; predict reads the verified entry in place and
+    writes its outputs under ``./ddlvad-NAME/predict/`` unless ``--out`` says otherwise."""
+    from ddlvad import zoo
+
+    name = getattr(args, "model", None)
+    if not name:
+        return
+    if verb in WRITING_VERBS:
+        args.run = str(zoo.materialize(name, args.out or zoo.default_run_dir(name)))
+        return
+    args.run = str(zoo.resolve(name))
+    if not getattr(args, "out", None):
+        stem = Path(str(args.input)).name or "input"
+        args.out = str(zoo.default_run_dir(name) / "predict" / stem)

@@ -1,0 +1,67 @@
+"""``ddlvad predict --run DIR INPUT``: score footage with a run (see ``ddlvad.predict``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ddlvad.cli.common import add_run_or_model, resolve_run
+from ddlvad.infer import BACKENDS, ENGINES, INPUT_HELP, PRECISIONS
+
+HELP = "score a video file, folder or live stream with a run"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help=INPUT_HELP)
+    add_run_or_model(p, out=False)
+    p.add_argument("--out", help="output folder (default RUN/predict/<input name>)")
+    p.add_argument("--threshold", type=float, help="alert threshold (default: threshold.json)")
+    p.add_argument(
+        "--overlay",
+        action="store_true",
+        help="write an annotated video: H.264 .mp4 where OpenCV has an H.264 encoder, "
+        "else MPEG-4 Part 2 (plays in VLC, mpv, ffplay; not in browsers)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="inference engine: torch, or onnxruntime (needs the onnx extra and the files "
+        "written by ddlvad export)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="torch precision; auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else "
+        "fp32 (fp32 gives scores bit-identical to ddlvad test)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("auto", *ENGINES),
+        default="auto",
+        help="clip = the model's forward on every window (equals ddlvad test); stream = "
+        "reuse each frame's encoder features (C3DSU, faster); auto: clip for files, "
+        "stream for live",
+    )
+    p.add_argument("--live", action="store_true", help="play a video file as a live stream")
+    p.add_argument("--max-frames", type=int, default=0, help="live: stop after N frames")
+    p.add_argument("--max-queue", type=int, default=0, help="live: frames queued before drops")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=0.0,
+        help="frame rate for time_s, the overlay and --live pace (default: the video's own; "
+        "frame folders have none, so their time_s stays empty without --fps)",
+    )
+    p.add_argument("--median", type=int, help="median filter window (default: the run's)")
+    p.add_argument("--batch-size", type=int, default=0, help="default: the run's score batch")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--quiet", action="store_true", help="no per-video / per-second lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ddlvad.predict import run_predict
+
+    resolve_run(args, "predict")
+    return run_predict(args)

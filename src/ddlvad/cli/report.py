@@ -1,0 +1,38 @@
+"""``ddlvad report --run DIR``: plots and a self-contained report.html (see ``ddlvad.report``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ddlvad.cli.common import add_run_or_model, resolve_run
+
+HELP = "HTML report and plots for a run"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_or_model(p, out=True)
+    p.add_argument("--compare", metavar="OTHER_RUN", help="a run to compare with (e.g. no DDL)")
+    p.add_argument(
+        "--frames", help="test frames for the compare panel, VIDEO:FRAME,... (default: auto)"
+    )
+    p.add_argument("--clips", type=int, default=3, help="training clips in the Figure 4 panel")
+    p.add_argument(
+        "--max-videos", type=int, default=0, help="timelines for the first N videos (0 = all)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ddlvad.report import build_report, parse_frames
+
+    resolve_run(args, "report")
+    out = build_report(
+        args.run,
+        compare=args.compare,
+        frames=parse_frames(args.frames) if args.frames else None,
+        clips=args.clips,
+        max_videos=args.max_videos,
+        progress=not args.quiet,
+    )
+    print(f"wrote {out} and {out.parent / 'plots'}/")
+    return 0
