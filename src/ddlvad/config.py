@@ -74,7 +74,7 @@ class LossConfig:
 
     lam: float = 1e-2
     eps: float = 1e-6
-    norm: str = "region"  # region (paper) | pixel (authors' code; see METHOD.md caveat)
+    norm: str = "region"  # region (paper) | pixel (authors' code; stalls at C = 1, see loss.py)
 
 
 @dataclass
