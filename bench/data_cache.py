@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from ddlvad.data.cache import FrameCache, verify_entry
-from ddlvad.data.clips import TrainClips
 from ddlvad.data.layouts import load_dataset
+from ddlvad.train.clips import TrainClips
 
 FIELDS = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
 

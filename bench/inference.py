@@ -7,7 +7,7 @@ For each preset (random weights: speed does not depend on them) and each batch s
   torch fp32 (fast path) / torch fp32 ref (reference kernels, train.fast=false) / torch bf16
   autocast / onnxruntime fp32, each with the ``clip`` engine (the
   model's forward on every T-frame window, as ``ddlvad test``) and the ``stream`` engine
-  (each frame encoded once, see ``ddlvad.detector``); plus ``predict`` rows that push frames
+  (each frame encoded once, see ``ddlvad.infer.detector``); plus ``predict`` rows that push frames
   through the detector's ``FrameScorer`` (windows, batching, error maps, patch max; no
   decoding). fps = frames / wall time of a batch; latency = wall time of one batch (the time
   a frame waits for its result once its window is complete); ms/frame = latency / batch.
@@ -39,9 +39,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ddlvad.backends import OrtForward, OrtStreamForward, TorchForward, native_bf16
 from ddlvad.config import load_preset
-from ddlvad.detector import Detector
+from ddlvad.infer.backends import OrtForward, OrtStreamForward, TorchForward, native_bf16
+from ddlvad.infer.detector import Detector
 from ddlvad.models.blocks import set_fast_path
 from ddlvad.rundir import ONNX_FILE, ONNX_STREAM_FILES, build_modules
 
@@ -167,9 +167,9 @@ def predict_rows(model, cfg, B: int, frames: int, onnx_dir: Path | None) -> dict
 
 
 def export_tmp(model, cfg, folder: str) -> Path | None:
-    """The run's ONNX graphs (see ``ddlvad.export``) in ``folder``; None without onnx."""
+    """The run's ONNX graphs (see ``ddlvad.infer.export``) in ``folder``; None without onnx."""
     try:
-        from ddlvad.export import onnx_graphs, save_onnx
+        from ddlvad.infer.export import onnx_graphs, save_onnx
 
         for name, module, args, names in onnx_graphs(model, cfg):
             save_onnx(Path(folder) / name, module, args, names, {})

@@ -32,10 +32,10 @@ from inference import cpu_peak  # noqa: E402
 
 from ddlvad.config import load_preset  # noqa: E402
 from ddlvad.data.synthetic import SceneSpec, generate  # noqa: E402
-from ddlvad.distributed import DistContext  # noqa: E402
 from ddlvad.rundir import build_modules  # noqa: E402
-from ddlvad.train import DDLNet, apply_speedups, step_loss  # noqa: E402
-from ddlvad.train_data import make_clips  # noqa: E402
+from ddlvad.train.data import make_clips  # noqa: E402
+from ddlvad.train.distributed import DistContext  # noqa: E402
+from ddlvad.train.loop import DDLNet, apply_speedups, step_loss  # noqa: E402
 
 
 def one_step(net, creator, opt, batch, cfg, device) -> None:

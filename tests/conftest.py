@@ -38,7 +38,7 @@ def tiny_cfg(synth_root, tmp_path) -> Config:
 @pytest.fixture(scope="session")
 def trained_run(synth_root, tmp_path_factory) -> Path:
     """A tiny DDL run (a few steps), trained once per test session."""
-    from ddlvad.train import train
+    from ddlvad.train.loop import train
 
     base = tmp_path_factory.mktemp("run")
     cfg = tiny_config(synth_root, base / "cache", train__max_steps=6)

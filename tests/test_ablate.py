@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ddlvad.ablate import MODES, ablate, markdown, summarise
+from ddlvad.experiments.ablate import MODES, ablate, markdown, summarise
 from tests.conftest import tiny_config
 
 
@@ -40,8 +40,8 @@ def test_summary_mean_std():
 
 
 def test_sweep_cells_seeds_table_and_bad_file(synth_root, tmp_path):
-    from ddlvad.sweep import read_sweep, sweep
-    from ddlvad.sweep import summarise as sweep_summary
+    from ddlvad.experiments.sweep import read_sweep, sweep
+    from ddlvad.experiments.sweep import summarise as sweep_summary
 
     base = tiny_config(synth_root, tmp_path / "cache", train__max_steps=2)
     f = tmp_path / "sweep.yaml"

@@ -53,7 +53,7 @@ def test_cli_train_test_info_and_errors(synth_root, tmp_path, capsys):
 
 def test_demo_end_to_end_small(tmp_path, capsys):
     from ddlvad.data.synthetic import SceneSpec
-    from ddlvad.demo import run_demo
+    from ddlvad.experiments.demo import run_demo
 
     spec = SceneSpec(height=48, width=64, train_videos=2, test_videos=3, frames=30, seed=1)
     res = run_demo(tmp_path, epochs=1, progress=False, spec=spec, preset="tiny")

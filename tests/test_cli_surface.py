@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ddlvad import overlay
 from ddlvad.cli import main, make_parser
 from ddlvad.cli import predict as cli_args
+from ddlvad.infer import overlay
 
 # Builds the parser and prints every verb's help; then names the heavy modules it imported.
 HELP_PROBE = """
@@ -71,7 +71,7 @@ def test_preset_help_lists_every_preset_file(capsys):
 
 def test_cli_choices_match_the_detector():
     from ddlvad import infer as detector
-    from ddlvad.detector import ENGINES
+    from ddlvad.infer.detector import ENGINES
 
     assert cli_args.BACKENDS == detector.BACKENDS
     assert cli_args.PRECISIONS == detector.PRECISIONS
@@ -130,7 +130,7 @@ def test_frame_folder_without_fps_says_why_time_is_empty(trained_run, synth_root
 
 
 def test_one_progress_bar_counts_the_videos(tiny_cfg, capsys):
-    from ddlvad.pipeline import load_videos, open_dataset
+    from ddlvad.data.loading import load_videos, open_dataset
 
     records = open_dataset(tiny_cfg).train
     load_videos(records, tiny_cfg, progress=True)

@@ -4,11 +4,12 @@ import pytest
 from scipy.io import savemat
 
 from ddlvad.data.cache import FrameCache
-from ddlvad.data.clips import EvalClips, TrainClips
+from ddlvad.data.clips import EvalClips
 from ddlvad.data.labels import ranges_to_labels, read_range_mat, read_ucsd_m
 from ddlvad.data.layouts import load_dataset
 from ddlvad.data.sources import FrameFolder, SourceError, VideoFile, natural_key, open_source
 from ddlvad.data.synthetic import SceneSpec, generate
+from ddlvad.train.clips import TrainClips
 from tests.conftest import TINY_SPEC
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from ddlvad.train import train
+from ddlvad.train.loop import train
 from tests.conftest import tiny_config
 
 SETS = ["train.batch_size=4", "pseudo.no_track=random", "data.height=32", "data.width=32"]
@@ -100,7 +100,7 @@ SIGMA_TOL = 0.002
 
 @pytest.mark.parametrize("n", [3])
 def test_global_batch_must_divide(n):
-    from ddlvad.distributed import DistContext, local_batch
+    from ddlvad.train.distributed import DistContext, local_batch
 
     with pytest.raises(ValueError, match="divisible by the 3 processes"):
         local_batch(4, DistContext(world_size=n))

@@ -4,7 +4,7 @@ import torch
 
 from ddlvad.checkpoint import load_checkpoint
 from ddlvad.rundir import load_trained
-from ddlvad.train import train
+from ddlvad.train.loop import train
 from tests.conftest import tiny_config
 
 

@@ -8,16 +8,16 @@ from sklearn.metrics import roc_auc_score
 
 from ddlvad.cli import main
 from ddlvad.data.layouts import load_pixel_masks
-from ddlvad.evaluate import (
+from ddlvad.data.loading import load_videos, open_dataset
+from ddlvad.io import json_safe
+from ddlvad.models import model_T
+from ddlvad.rundir import load_run_config, load_trained
+from ddlvad.scoring.evaluate import (
     SCORE_FIELDS,
     evaluate,
     read_scores_csv,
 )
-from ddlvad.io import json_safe
-from ddlvad.models import model_T
-from ddlvad.pipeline import load_videos, open_dataset
-from ddlvad.reconstruct import reconstruct_video
-from ddlvad.rundir import load_run_config, load_trained
+from ddlvad.scoring.reconstruct import reconstruct_video
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ddlvad.cli import main
-from ddlvad.detector import Detector
-from ddlvad.export import TOLERANCE
+from ddlvad.infer.detector import Detector
+from ddlvad.infer.export import TOLERANCE
 from ddlvad.rundir import ONNX_STREAM_FILES
 
 pytest.importorskip("onnxruntime")

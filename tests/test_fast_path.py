@@ -6,11 +6,11 @@ import copy
 import pytest
 import torch
 
-from ddlvad.loss import ddl_loss
 from ddlvad.models import MODELS, build_model, model_T
 from ddlvad.models.blocks import ConvBlock, set_fast_path
-from ddlvad.pseudo import PseudoAnomalyCreator
-from ddlvad.train import DDLNet
+from ddlvad.models.pseudo import PseudoAnomalyCreator
+from ddlvad.train.loop import DDLNet
+from ddlvad.train.loss import ddl_loss
 
 
 def _pair(name, C, kernels, final_kernel, mode):

@@ -14,9 +14,9 @@ from ddlvad.cli.common import build_config
 from ddlvad.config_check import ConfigError
 from ddlvad.data.cache import CacheWarning, FrameCache
 from ddlvad.data.layouts import load_dataset
+from ddlvad.data.loading import load_videos
 from ddlvad.data.records import VideoRecord
 from ddlvad.data.sources import SourceError, SourceWarning, VideoFile
-from ddlvad.pipeline import load_videos
 from tests.conftest import tiny_config
 
 
@@ -226,7 +226,7 @@ def test_forced_layout_never_falls_back(synth_root, name, what):
 
 
 def test_pixel_mask_files_count_as_masked_videos(trained_run, tmp_path, monkeypatch):
-    import ddlvad.evaluate as E
+    import ddlvad.scoring.evaluate as E
     from ddlvad.data.layouts import load_pixel_masks
 
     real = E.open_dataset

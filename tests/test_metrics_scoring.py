@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from ddlvad.metrics import (
+from ddlvad.scoring.metrics import (
     PixelAUC,
     auc,
     average_precision,
@@ -13,13 +13,13 @@ from ddlvad.metrics import (
     micro_auc,
     pixel_auc,
 )
-from ddlvad.reconstruct import reconstruct_frames, reconstruct_video
-from ddlvad.scoring import (
+from ddlvad.scoring.protocol import (
     error_map,
     minmax,
     patch_max,
     smooth,
 )
+from ddlvad.scoring.reconstruct import reconstruct_frames, reconstruct_video
 
 
 def test_auc_hand_worked():

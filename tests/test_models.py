@@ -76,7 +76,7 @@ def test_speedups_keep_outputs_and_checkpoint_keys():
     """channels_last changes the memory format only; compile keeps the state_dict keys."""
     from types import SimpleNamespace
 
-    from ddlvad.train import apply_speedups
+    from ddlvad.train.loop import apply_speedups
 
     torch.manual_seed(0)
     model = build_model("c3dsu", C=1, T=3, latent=16, kernels=(3, 5, 7)).eval()

@@ -102,7 +102,7 @@ def _write_mot(path, true_frames, H, W):
 
 
 def test_mot_detections_feed_tracks_with_given_and_ocsort(scene, tmp_path):
-    from ddlvad.pipeline import train_tracks
+    from ddlvad.objects.store import train_tracks
     from tests.conftest import tiny_config
 
     root, _, true = scene
@@ -113,7 +113,7 @@ def test_mot_detections_feed_tracks_with_given_and_ocsort(scene, tmp_path):
     cfg = tiny_config(root, tmp_path / "cache")
     cfg.objects.proposer, cfg.objects.detections, cfg.objects.tracker = "mot", str(mot), "given"
     from ddlvad.data.layouts import load_dataset
-    from ddlvad.pipeline import load_videos
+    from ddlvad.data.loading import load_videos
 
     recs = load_dataset(root).train
     videos = load_videos(recs, cfg, progress=False)

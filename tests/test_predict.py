@@ -9,12 +9,12 @@ import pytest
 
 from ddlvad.cli import main
 from ddlvad.data.cache import FrameCache
-from ddlvad.detector import Detector
-from ddlvad.reconstruct import reconstruct_video
-from ddlvad.scoring import CausalMedian, CentredMedian, smooth
-from ddlvad.scoring import ranges_of as alert_ranges
-from ddlvad.train import train
-from ddlvad.train_data import split_holdout
+from ddlvad.infer.detector import Detector
+from ddlvad.scoring.protocol import CausalMedian, CentredMedian, smooth
+from ddlvad.scoring.protocol import ranges_of as alert_ranges
+from ddlvad.scoring.reconstruct import reconstruct_video
+from ddlvad.train.data import split_holdout
+from ddlvad.train.loop import train
 from tests.conftest import tiny_config
 
 
@@ -129,7 +129,7 @@ def test_live_stream_stops_after_max_frames_and_on_ctrl_c(trained_run, synth_roo
     assert [int(r["frame"]) for r in rows] == list(range(25))
     assert cv2.VideoCapture(str(out / "overlay.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 25
 
-    from ddlvad.live import run_live
+    from ddlvad.infer.live import run_live
 
     det = Detector.from_run(trained_run)
     calls = {"n": 0}
@@ -198,7 +198,7 @@ def test_holdout_calibration_and_threshold_override(synth_root, tmp_path, capsys
 
 
 def test_precision_auto_follows_native_bf16(monkeypatch):
-    import ddlvad.backends as d
+    import ddlvad.infer.backends as d
 
     monkeypatch.setattr(d, "native_bf16", lambda: True)
     assert d.resolve_precision("auto", "cpu") == "bf16"

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from ddlvad.loss import ddl_loss, distinction_terms, pixel_dist, recon_loss
-from ddlvad.pseudo import PseudoAnomalyCreator
+from ddlvad.models.pseudo import PseudoAnomalyCreator
+from ddlvad.train.loss import ddl_loss, distinction_terms, pixel_dist, recon_loss
 
 
 def test_eq1_eq2_by_hand():

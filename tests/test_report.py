@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 import pytest
 
 from ddlvad.cli import main
-from ddlvad.report import build_report, parse_frames
+from ddlvad.report.page import build_report, parse_frames
 from tests.conftest import tiny_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -36,7 +36,7 @@ class Collect(HTMLParser):
 @pytest.fixture(scope="module")
 def report_runs(trained_run, synth_root, tmp_path_factory):
     """A copy of the tiny DDL run (without test results) and a tiny run without DDL."""
-    from ddlvad.train import train
+    from ddlvad.train.loop import train
 
     base = tmp_path_factory.mktemp("report")
     run = base / "ddl"

@@ -11,7 +11,7 @@ import torch
 from ddlvad.checkpoint import CheckpointRefused, load_checkpoint
 from ddlvad.cli import main
 from ddlvad.rundir import RunExists, claim_run, load_run_config, lock_holder
-from ddlvad.train import train
+from ddlvad.train.loop import train
 from tests.conftest import tiny_config
 
 
@@ -113,7 +113,7 @@ def test_outputs_record_the_checkpoint_they_scored(synth_root, tmp_path, small_r
 
 
 def test_scoring_a_run_still_training_warns(small_run):
-    from ddlvad.evaluate import evaluate
+    from ddlvad.scoring.evaluate import evaluate
 
     with claim_run(small_run), pytest.warns(RuntimeWarning, match="still being trained"):
         evaluate(small_run, progress=False)

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from ddlvad.checkpoint import CheckpointMismatch, load_checkpoint
-from ddlvad.evaluate import evaluate
 from ddlvad.rundir import load_run_config
-from ddlvad.train import NonFiniteLoss, train
+from ddlvad.scoring.evaluate import evaluate
+from ddlvad.train.loop import NonFiniteLoss, train
 from tests.conftest import tiny_config
 
 
@@ -68,7 +68,7 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(synth_root, tmp_path, monkey
     run = tmp_path / "run"
     train(cfg, run, progress=False)
     before = (run / "checkpoints/last.pt").read_bytes()
-    import ddlvad.train as T
+    import ddlvad.train.loop as T
 
     real = T.step_loss
 

@@ -9,7 +9,7 @@ import pytest
 from ddlvad import zoo
 from ddlvad.cli import main
 from ddlvad.cli.common import resolve_run
-from ddlvad.detector import Detector
+from ddlvad.infer.detector import Detector
 from ddlvad.zoo.pack import MAX_FILE_BYTES, pack
 
 INFO = {

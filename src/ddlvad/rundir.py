@@ -34,7 +34,7 @@ from ddlvad.io import clean_orphans
 if TYPE_CHECKING:
     import torch
 
-    from ddlvad.pseudo import PseudoAnomalyCreator
+    from ddlvad.models.pseudo import PseudoAnomalyCreator
 
 LOCK_FILE = ".lock"
 CONFIG = "config.yaml"
@@ -221,7 +221,7 @@ def pick_device(name: str) -> torch.device:
 def build_modules(cfg: Config) -> tuple[torch.nn.Module, PseudoAnomalyCreator]:
     """The network f and the pseudo-anomaly creator that ``cfg`` describes (fresh weights)."""
     from ddlvad.models import build_model
-    from ddlvad.pseudo import PseudoAnomalyCreator
+    from ddlvad.models.pseudo import PseudoAnomalyCreator
 
     m = cfg.model
     model = build_model(

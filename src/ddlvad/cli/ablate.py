@@ -1,5 +1,5 @@
 """``ddlvad ablate``: the paper's models x modes grid with seeds, or ``--sweep FILE`` of
-named config overrides (see ``ddlvad.ablate`` and ``ddlvad.sweep``)."""
+named config overrides (see ``ddlvad.experiments.ablate`` and ``ddlvad.experiments.sweep``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ddlvad.ablate import MODELS, MODES
 from ddlvad.cli.common import add_data, build_config
+from ddlvad.experiments.ablate import MODELS, MODES
 
 HELP = "the paper's models x modes grid, with seeds"
 
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.ablate import ablate
+    from ddlvad.experiments.ablate import ablate
 
     base = build_config(args)
     if not base.data.root:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         "train": not args.collect_only,
     }
     if args.sweep:
-        from ddlvad.sweep import sweep
+        from ddlvad.experiments.sweep import sweep
 
         doc = sweep(base, args.sweep, out, **common)
         print((out / "sweep.md").read_text())

@@ -18,8 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.calibrate import write_threshold
     from ddlvad.rundir import claim_run, load_trained, pick_device
+    from ddlvad.train.calibrate import write_threshold
 
     device = pick_device("auto")
     cfg, model = load_trained(args.run, device=device)

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.demo import run_demo
+    from ddlvad.experiments.demo import run_demo
 
     t0 = time.perf_counter()
     res = run_demo(Path(args.out), epochs=args.epochs, progress=not args.quiet)

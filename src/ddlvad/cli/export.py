@@ -1,4 +1,4 @@
-"""``ddlvad export --run DIR``: the run's model as ONNX (see ``ddlvad.export``)."""
+"""``ddlvad export --run DIR``: the run's model as ONNX (see ``ddlvad.infer.export``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.export import TOLERANCE, export_onnx
+    from ddlvad.infer.export import TOLERANCE, export_onnx
 
     resolve_run(args, "export")
     report = export_onnx(args.run, check=not args.no_check)

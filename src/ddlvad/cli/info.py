@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.info import dataset_info
+    from ddlvad.data.info import dataset_info
 
     print(json.dumps(dataset_info(build_config(args)), indent=2))
     return 0

@@ -1,4 +1,4 @@
-"""``ddlvad predict --run DIR INPUT``: score footage with a run (see ``ddlvad.predict``)."""
+"""``ddlvad predict --run DIR INPUT``: score footage with a run (see ``ddlvad.infer.predict``)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.predict import run_predict
+    from ddlvad.infer.predict import run_predict
 
     resolve_run(args, "predict")
     return run_predict(args)

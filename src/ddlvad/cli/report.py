@@ -1,4 +1,4 @@
-"""``ddlvad report --run DIR``: plots and a self-contained report.html (see ``ddlvad.report``)."""
+"""``ddlvad report --run DIR``: plots and a self-contained report.html (``ddlvad.report``)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.report import build_report, parse_frames
+    from ddlvad.report.page import build_report, parse_frames
 
     resolve_run(args, "report")
     out = build_report(

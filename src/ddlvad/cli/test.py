@@ -44,7 +44,7 @@ def _flags(args: argparse.Namespace) -> dict:
 
 
 def _test_scenes(args: argparse.Namespace) -> int:
-    from ddlvad.scenes import test_scenes
+    from ddlvad.train.scenes import test_scenes
 
     over = parse_set(args.set or [])
     over.update({f"score.{k}": v for k, v in _flags(args).items()})
@@ -59,7 +59,7 @@ def _test_scenes(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.evaluate import evaluate
+    from ddlvad.scoring.evaluate import evaluate
 
     resolve_run(args, "test")
     if scene_dirs(args.run):  # a --scene all folder: one run per scene
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     for key, value in _flags(args).items():
         setattr(cfg.score, key, value)
     if args.protocols:
-        from ddlvad.protocols import compare_protocols, table_text
+        from ddlvad.scoring.protocols import compare_protocols, table_text
 
         print(table_text(compare_protocols(args.run, cfg, progress=not args.quiet)))
         print(f"wrote {Path(args.run) / PROTOCOLS}")

@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.objects.cli import run_tracks
+    from ddlvad.objects.overview import run_tracks
 
     cfg = build_config(args)
     summary = run_tracks(cfg, Path(args.out), viz=args.viz, progress=not args.quiet)

@@ -45,11 +45,11 @@ def _strip_nproc(argv: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from ddlvad.distributed import launch
+        from ddlvad.train.distributed import launch
 
         return launch(args.nproc, _strip_nproc(args.argv))
-    from ddlvad.train import train
-    from ddlvad.viz import plot_run_sigma
+    from ddlvad.report.plots import plot_run_sigma
+    from ddlvad.train.loop import train
 
     cfg = build_config(args)
     if not cfg.data.root:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--resume continues a run and --overwrite replaces it: pass one")
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes
     if cfg.data.scene == "all":
-        from ddlvad.scenes import train_scenes
+        from ddlvad.train.scenes import train_scenes
 
         out = train_scenes(
             cfg, run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet

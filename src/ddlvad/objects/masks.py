@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 POLICIES = ("skip", "random")
+# Why a training clip has (or lacks) a pseudo-anomaly mask (``MaskPicker.pick``'s kind).
+MASK_NONE, MASK_TRACK, MASK_RANDOM = 0, 1, 2
 
 Tracks = dict[str, dict[int, dict[int, list[float]]]]
 
@@ -41,18 +43,18 @@ class MaskPicker:
         return sorted(ids or [])
 
     def pick(self, video: str, t: int, T: int, rng: np.random.Generator):
-        """-> (list of T boxes or None, kind) with kind 0 none, 1 track, 2 random."""
+        """-> (list of T boxes or None, kind): MASK_NONE, MASK_TRACK or MASK_RANDOM."""
         ids = self.full_tracks(video, t, T)
         r = T // 2
         if ids:
             tid = ids[int(rng.integers(len(ids)))]
             frames = self.tracks[video]
-            return [frames[k][tid] for k in range(t - r, t + r + 1)], 1
+            return [frames[k][tid] for k in range(t - r, t + r + 1)], MASK_TRACK
         if self.policy == "random":
             w, h = self.size
             x1, y1 = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
-            return [[x1, y1, x1 + w, y1 + h]] * T, 2
-        return None, 0
+            return [[x1, y1, x1 + w, y1 + h]] * T, MASK_RANDOM
+        return None, MASK_NONE
 
     def coverage(self, lengths: dict[str, int], T: int) -> float:
         """Share of training clips with at least one full-length track."""

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ddlvad.config import ObjectsConfig
+from ddlvad.config import Config, ObjectsConfig
+from ddlvad.data.layouts import VideoRecord
+from ddlvad.data.loading import fingerprints, frame_cache
 from ddlvad.io import atomic_write_json
-from ddlvad.objects.detections import FrameDets
+from ddlvad.objects.detections import FrameDets, load_detections, source_fingerprint
 from ddlvad.objects.masks import Tracks
 from ddlvad.objects.proposals import BgSubParams, propose_bgsub
 from ddlvad.objects.tracking import track
@@ -136,3 +138,16 @@ def track_stats(tracks: Tracks) -> dict[str, float]:
                 count[tid] = count.get(tid, 0) + 1
         lengths += list(count.values())
     return {"tracks": len(lengths), "mean_length": float(np.mean(lengths)) if lengths else 0.0}
+
+
+def train_tracks(
+    records: list[VideoRecord], videos: dict[str, np.ndarray], cfg: Config, progress: bool = True
+) -> tuple[Tracks, dict, Path]:
+    """Tracks over the training videos, cached beside the frames and rebuilt on any change."""
+    folder = frame_cache(cfg, False).dir / "tracks"
+    fps = fingerprints(records, cfg)
+    dets = None
+    if cfg.objects.proposer != "bgsub":
+        dets = load_detections(cfg.objects.proposer, cfg.objects.detections, records)
+        fps["__detections__"] = source_fingerprint(cfg.objects.detections)
+    return build_tracks(videos, cfg.objects, folder, fps, detections=dets, progress=progress)

@@ -80,7 +80,7 @@ def _write_entry_files(run: Path, entry: Path, protocol: dict[str, Any]) -> None
 
 def _recalibrate(run: Path, cfg, entry: Path) -> None:
     """threshold.json under the entry's protocol, on the run's own calibration frames."""
-    from ddlvad.calibrate import calibrate, calibration_videos
+    from ddlvad.train.calibrate import calibrate, calibration_videos
 
     _, model = load_trained(run, cfg)
     atomic_write_json(entry / THRESHOLD, calibrate(model, cfg, calibration_videos(cfg), "cpu"))

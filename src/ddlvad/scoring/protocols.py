@@ -19,9 +19,9 @@ import torch
 
 from ddlvad.config import Config
 from ddlvad.io import atomic_write_json
-from ddlvad.reconstruct import reconstruct_video
 from ddlvad.rundir import PROTOCOLS, load_trained, pick_device
-from ddlvad.scoring import patch_max
+from ddlvad.scoring.protocol import patch_max
+from ddlvad.scoring.reconstruct import reconstruct_video
 
 PATCHES = (4, 8, 16, 32)
 MEDIANS = (0, 9, 17, 33)
@@ -59,7 +59,7 @@ def protocol_rows(
     medians=MEDIANS,
 ) -> list[dict[str, Any]]:
     """One row per (patch, shifted, median): micro, per-video-normalised micro, macro AUC."""
-    from ddlvad.evaluate import frame_metrics
+    from ddlvad.scoring.evaluate import frame_metrics
 
     rows = []
     for (p, sh), m in itertools.product(raw, medians):
@@ -91,7 +91,7 @@ def table_text(rows: list[dict[str, Any]]) -> str:
 
 def compare_protocols(run_dir: str | Path, cfg: Config, progress: bool = True) -> list[dict]:
     """Score the run's test split once under every protocol; write RUN/protocols.json."""
-    from ddlvad.pipeline import load_videos, open_dataset
+    from ddlvad.data.loading import load_videos, open_dataset
 
     device = pick_device(cfg.train.device)
     info: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""``ddlvad export --run DIR``: the run's model as ONNX (run by ``ddlvad.backends``).
+"""``ddlvad export --run DIR``: the run's model as ONNX (run by ``ddlvad.infer.backends``).
 
 ``DIR/model.onnx``: input ``clips`` (batch, C, T, H, W) float32 in [0, 1] -> output
 ``recon`` (batch, C, H, W), the reconstructed middle frame, as the torch model. For C3DSU
@@ -6,7 +6,7 @@
 ``model_encoder.onnx`` ``frames`` (n, C, H, W) -> ``f1..f4`` (n, c_l, h_l, w_l), and
 ``model_head.onnx`` ``s1..s4`` (batch, c_l, T, h_l, w_l) -> ``recon`` (batch, C, H, W).
 Batch dimensions are dynamic. Scoring (error map, patch max, median filter) stays outside
-the graphs, in ``ddlvad.scoring``.
+the graphs, in ``ddlvad.scoring.protocol``.
 
 After writing, each path is checked against the torch fp32 model on random clips at batch
 1 and 3: the largest absolute difference of reconstructions and of frame scores must stay
@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
-from ddlvad.backends import ort_forward
+from ddlvad.infer.backends import ort_forward
 from ddlvad.io import atomic_write, atomic_write_json
 from ddlvad.models.blocks import set_fast_path
 from ddlvad.models.stream import stream_modules
 from ddlvad.rundir import ONNX_FILE, ONNX_REPORT, ONNX_STREAM_FILES, load_trained
-from ddlvad.scoring import error_map, patch_max
+from ddlvad.scoring.protocol import error_map, patch_max
 
 TOLERANCE = 1e-4  # max |onnxruntime - torch| on reconstructions (in [0, 1]) and frame scores
 OPSET = 17

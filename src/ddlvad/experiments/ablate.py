@@ -43,9 +43,9 @@ def cell_config(base: Config, model: str, mode: str, seed: int) -> Config:
 
 def run_cell(cfg: Config, run_dir: Path, progress: bool) -> dict:
     """Train (or resume) and test one cell unless its metrics already exist."""
-    from ddlvad.evaluate import evaluate
-    from ddlvad.train import train
-    from ddlvad.viz import plot_run_sigma
+    from ddlvad.report.plots import plot_run_sigma
+    from ddlvad.scoring.evaluate import evaluate
+    from ddlvad.train.loop import train
 
     metrics_path = run_dir / METRICS
     if metrics_path.exists():

@@ -33,18 +33,8 @@ import torch
 
 from ddlvad.config import Config
 from ddlvad.data.layouts import VideoRecord, load_pixel_masks
+from ddlvad.data.loading import load_videos, open_dataset
 from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
-from ddlvad.metrics import (
-    MACRO_RULE,
-    PixelAUC,
-    average_precision,
-    eer,
-    macro_auc,
-    macro_videos,
-    micro_auc,
-)
-from ddlvad.pipeline import load_videos, open_dataset
-from ddlvad.reconstruct import reconstruct_video, score_kwargs
 from ddlvad.rundir import (
     METRICS,
     SCORES,
@@ -53,7 +43,17 @@ from ddlvad.rundir import (
     pick_device,
     warn_if_training,
 )
-from ddlvad.scoring import EDGE_RULES, check_edge, postprocess
+from ddlvad.scoring.metrics import (
+    MACRO_RULE,
+    PixelAUC,
+    average_precision,
+    eer,
+    macro_auc,
+    macro_videos,
+    micro_auc,
+)
+from ddlvad.scoring.protocol import EDGE_RULES, check_edge, postprocess
+from ddlvad.scoring.reconstruct import reconstruct_video, score_kwargs
 
 SCORE_FIELDS = ["video", "frame", "raw", "smoothed", "label"]
 # Pixel AUC keeps every 2nd row and column of each error map (a fixed grid): a quarter of the

@@ -7,9 +7,9 @@ scores it, and prints one status line per second.
 
 Causality: a frame's window needs the T // 2 frames after it, so its score comes out T // 2
 frames late (plus the batch); the median filter is causal (the last ``score.median``
-scores, see ``scoring.CausalMedian``) instead of the centred one of ``ddlvad test``. Dropped
-frames are simply missing from the window (their neighbours become adjacent). Ctrl-C stops
-cleanly: the frames already read are scored and the outputs written.
+scores, see ``scoring.protocol.CausalMedian``) instead of the centred one of ``ddlvad
+test``. Dropped frames are simply missing from the window (their neighbours become
+adjacent). Ctrl-C stops cleanly: the frames already read are scored and the outputs written.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 
 from ddlvad.data.sources import SourceError
-from ddlvad.detector import Detector, Scored
-from ddlvad.overlay import OverlayWriter
-from ddlvad.scoring import CausalMedian
+from ddlvad.infer.detector import Detector, Scored
+from ddlvad.infer.overlay import OverlayWriter
+from ddlvad.scoring.protocol import CausalMedian
 
 
 def open_capture(target: int | str) -> cv2.VideoCapture:

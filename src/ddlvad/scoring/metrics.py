@@ -1,6 +1,6 @@
 """Frame- and pixel-level metrics: micro/macro AUC, EER, AP, pixel AUC (numpy + scikit-learn).
 
-Conventions (recorded in metrics.json by ``ddlvad.evaluate``):
+Conventions (recorded in metrics.json by ``ddlvad.scoring.evaluate``):
 - micro AUC: one ROC AUC over all test frames of all videos, concatenated.
 - macro AUC: the mean of per-video AUCs. A video whose frames are all normal (or all
   anomalous) has no defined AUC and is left out; NaN when no video holds both classes.

@@ -7,8 +7,8 @@ import cv2
 
 from ddlvad.config import Config
 from ddlvad.data.layouts import VideoRecord, list_scenes
+from ddlvad.data.loading import open_dataset
 from ddlvad.data.sources import open_source
-from ddlvad.pipeline import open_dataset
 
 
 def _one_or_all(values: list) -> object:

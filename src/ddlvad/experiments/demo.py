@@ -6,9 +6,9 @@ from pathlib import Path
 
 from ddlvad.config import load_preset
 from ddlvad.data.synthetic import SceneSpec, generate
-from ddlvad.evaluate import evaluate
-from ddlvad.train import train
-from ddlvad.viz import plot_run_sigma
+from ddlvad.report.plots import plot_run_sigma
+from ddlvad.scoring.evaluate import evaluate
+from ddlvad.train.loop import train
 
 
 def run_demo(

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ddlvad.ablate import read_cell, run_cell
 from ddlvad.config import Config, apply_overrides
+from ddlvad.experiments.ablate import read_cell, run_cell
 from ddlvad.io import atomic_write_json, atomic_write_text
 
 METRICS = ("frame_auc_micro", "frame_auc_micro_normalized", "frame_auc_macro")

@@ -20,24 +20,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ddlvad.calibrate import write_threshold
 from ddlvad.checkpoint import save_checkpoint
 from ddlvad.config import Config
-from ddlvad.data.clips import MASK_NONE, MASK_RANDOM, MASK_TRACK
-from ddlvad.distributed import (
-    DistContext,
-    barrier,
-    broadcast_flag,
-    init_distributed,
-    local_batch,
-    shutdown,
-)
-from ddlvad.ema import make_ema, refresh_run
 from ddlvad.io import atomic_write_json
-from ddlvad.loss import LossParts, ddl_loss
 from ddlvad.models.blocks import set_fast_path
-from ddlvad.pseudo import PseudoAnomalyCreator
-from ddlvad.resume import StartPoint, batches_per_epoch, nothing_left, prepare_run
+from ddlvad.models.pseudo import PseudoAnomalyCreator
+from ddlvad.objects.masks import MASK_NONE, MASK_RANDOM, MASK_TRACK
 from ddlvad.rundir import (
     CHECKPOINT,
     CONFIG,
@@ -49,7 +37,19 @@ from ddlvad.rundir import (
     clear_run,
     read_summary,
 )
-from ddlvad.train_data import make_clips, training_videos
+from ddlvad.train.calibrate import write_threshold
+from ddlvad.train.data import make_clips, training_videos
+from ddlvad.train.distributed import (
+    DistContext,
+    barrier,
+    broadcast_flag,
+    init_distributed,
+    local_batch,
+    shutdown,
+)
+from ddlvad.train.ema import make_ema, refresh_run
+from ddlvad.train.loss import LossParts, ddl_loss
+from ddlvad.train.resume import StartPoint, batches_per_epoch, nothing_left, prepare_run
 
 LOG_FIELDS = ["epoch", "step", "loss", "recon", "dist", "P", "N", "sigma", "lr", "masked"]
 
@@ -269,7 +269,7 @@ def _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress) -> dict:
 
 def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, clips, data) -> dict:
     """train_summary.json (cumulative over sessions), threshold.json. The sigma plot is drawn
-    by the callers that show results (``viz.plot_run_sigma``), not by the training loop."""
+    by the callers that show results (``report.plots.plot_run_sigma``), not by the training loop."""
     model, creator = net.model, net.creator
     sigma = float(creator.sigma().detach()) if creator.enabled else None
     summary = {

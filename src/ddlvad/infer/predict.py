@@ -12,7 +12,7 @@ Outputs in OUT (default ``RUN/predict/<input name>``):
   overlay[_<video>].mp4 with ``--overlay``
 ``smoothed`` is the alert score: the median-filtered raw score, never min-max normalised (a
 threshold must mean the same on every video). Files use the centred filter of ``ddlvad
-test``; live streams a causal one (see ``ddlvad.live``). ``alert`` = smoothed > threshold,
+test``; live streams a causal one (see ``ddlvad.infer.live``). ``alert`` = smoothed > threshold,
 where the threshold is ``--threshold`` or the run's calibrated ``threshold.json``.
 """
 
@@ -30,12 +30,12 @@ import numpy as np
 import torch
 
 from ddlvad.data.sources import IMAGE_EXTS, VIDEO_EXTS, SourceError, natural_key, open_source
-from ddlvad.detector import Detector, Scored
 from ddlvad.infer import INPUT_HELP
+from ddlvad.infer.detector import Detector, Scored
+from ddlvad.infer.overlay import OverlayWriter
 from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
-from ddlvad.overlay import OverlayWriter
 from ddlvad.rundir import PREDICT, warn_if_training
-from ddlvad.scoring import CentredMedian, ranges_of
+from ddlvad.scoring.protocol import CentredMedian, ranges_of
 
 Row = tuple[int, float, float, float, bool]  # frame, time_s (nan if unknown), raw, smoothed, alert
 
@@ -233,7 +233,7 @@ def build_detector(args: argparse.Namespace, live: bool) -> Detector:
 
 
 def _predict_live(args, det: Detector, target: int | str, out: Path, log) -> tuple[dict, dict]:
-    from ddlvad.live import run_live
+    from ddlvad.infer.live import run_live
 
     is_file = isinstance(target, str) and "://" not in target
     pace = (args.fps or open_source(target).fps or 25.0) if is_file else None  # play in real time

@@ -1,9 +1,9 @@
 """Paper-style image panels: Figure 4 (pseudo-anomalies) and Figures 7/8 (with vs without DDL).
 
 Each figure has two halves: a function that computes the arrays from run directories
-(reusing ``evaluate`` / ``scoring`` / ``train``), and one that draws them. Images are
+(reusing ``scoring`` and ``train``), and one that draws them. Images are
 (K, H, W, C) float arrays in [0, 1]; residuals are per-pixel L2 distances over channels, the
-same quantity as ``scoring.error_map``.
+same quantity as ``scoring.protocol.error_map``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import torch
 
 from ddlvad.config import Config
 from ddlvad.data.layouts import load_pixel_masks
-from ddlvad.pipeline import load_videos, open_dataset
-from ddlvad.reconstruct import reconstruct_frames
+from ddlvad.data.loading import load_videos, open_dataset
+from ddlvad.report.plots import plt, save_figure
 from ddlvad.rundir import load_creator, load_run_config, load_trained
-from ddlvad.scoring import error_map, ranges_of
-from ddlvad.train_data import make_clips
-from ddlvad.viz import plt, save_figure
+from ddlvad.scoring.protocol import error_map, ranges_of
+from ddlvad.scoring.reconstruct import reconstruct_frames
+from ddlvad.train.data import make_clips
 
 FIG4_COLUMNS = [
     "X^t",
@@ -34,7 +34,7 @@ FIG4_COLUMNS = [
 
 
 def residual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(K, H, W, C) x2 -> (K, H, W): L2 over channels, via ``scoring.error_map``."""
+    """(K, H, W, C) x2 -> (K, H, W): L2 over channels, via ``scoring.protocol.error_map``."""
     ta = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2)
     tb = torch.from_numpy(np.ascontiguousarray(b)).permute(0, 3, 1, 2)
     return error_map(ta, tb).numpy()
@@ -87,7 +87,7 @@ def pseudo_anomaly_examples(
 
 def pick_compare_frames(scores: dict[str, dict[str, np.ndarray]], k: int = 3) -> list:
     """Up to k (video, frame): the middle frame of the first anomalous range, for videos
-    spread evenly over those with anomalies (scores as from ``evaluate.read_scores_csv``)."""
+    spread evenly over those with anomalies (``scores`` as ``read_scores_csv`` returns)."""
     found = []
     for name, s in scores.items():
         ranges = ranges_of(s["label"] == 1)

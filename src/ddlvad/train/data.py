@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from ddlvad.config import Config
-from ddlvad.data.clips import TrainClips
 from ddlvad.data.layouts import VideoRecord, check_clip_length
+from ddlvad.data.loading import load_videos, open_dataset
 from ddlvad.objects.masks import MaskPicker
-from ddlvad.pipeline import load_videos, open_dataset, train_tracks
+from ddlvad.objects.store import train_tracks
+from ddlvad.train.clips import TrainClips
 
 
 def split_holdout(

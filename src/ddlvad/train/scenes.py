@@ -25,7 +25,7 @@ def train_scenes(
     """Train one run per scene of ``cfg.data.root``; returns {scene: summary}.
 
     A finished scene is skipped and an interrupted one resumed, unless ``overwrite``."""
-    from ddlvad.train import train
+    from ddlvad.train.loop import train
 
     scenes = list_scenes(cfg.data.root, cfg.data.layout)
     if not scenes:
@@ -46,7 +46,7 @@ def train_scenes(
 def test_scenes(out: Path, overrides: dict | None = None, *, progress: bool = True) -> dict:
     """Test every scene run under ``out``; write ``out/scenes.json`` with the median AUC."""
     from ddlvad.config import apply_overrides
-    from ddlvad.evaluate import evaluate
+    from ddlvad.scoring.evaluate import evaluate
 
     per = {}
     for run in scene_dirs(out):

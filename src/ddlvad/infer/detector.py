@@ -16,7 +16,7 @@ step of each Conv3D skip (the model's forward computes all T steps and keeps one
 about half the FLOPs, runs 2-3x faster at the cpu preset, and its scores equal ``clip``'s
 up to float rounding (about 1e-6).
 
-Backends (``ddlvad.backends``): torch (fp32, or bf16 autocast: only worth it on CPUs with
+Backends (``ddlvad.infer.backends``): torch (fp32, or bf16 autocast: only worth it on CPUs with
 native bf16) and onnxruntime (fp32, the graphs written by ``ddlvad export``).
 """
 
@@ -32,19 +32,19 @@ import cv2
 import numpy as np
 import torch
 
-from ddlvad.backends import (
+from ddlvad.config import Config
+from ddlvad.data.clips import to_tensor
+from ddlvad.data.sources import to_working
+from ddlvad.infer import BACKENDS, ENGINES
+from ddlvad.infer.backends import (
     Backend,
     TorchForward,
     onnx_info,
     ort_forward,
     resolve_precision,
 )
-from ddlvad.config import Config
-from ddlvad.data.clips import to_tensor
-from ddlvad.data.sources import to_working
-from ddlvad.infer import BACKENDS, ENGINES
 from ddlvad.rundir import THRESHOLD, load_run_config, load_threshold, load_trained
-from ddlvad.scoring import SlidingWindow, error_map, patch_max, smooth
+from ddlvad.scoring.protocol import SlidingWindow, error_map, patch_max, smooth
 
 
 class Scored(NamedTuple):

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 
 from ddlvad.config import Config
+from ddlvad.data.loading import load_videos, open_dataset
 from ddlvad.io import atomic_write
 from ddlvad.objects.masks import MaskPicker
-from ddlvad.objects.store import track_stats
-from ddlvad.pipeline import load_videos, open_dataset, train_tracks
+from ddlvad.objects.store import track_stats, train_tracks
 
 
 def draw_tracks(frame: np.ndarray, boxes: dict[int, list[float]]) -> np.ndarray:

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ddlvad.config import SCORE_PROTOCOL, Config
-from ddlvad.evaluate import evaluate, read_scores_csv
 from ddlvad.io import atomic_write_text
+from ddlvad.report.plots import plot_roc, plot_score_timeline, plot_sigma_trajectory, read_sigma
 from ddlvad.rundir import (
     CONFIG,
     METRICS,
@@ -34,8 +34,8 @@ from ddlvad.rundir import (
     SIGMA_PLOT,
     load_run_config,
 )
-from ddlvad.scoring import postprocess
-from ddlvad.viz import plot_roc, plot_score_timeline, plot_sigma_trajectory, read_sigma
+from ddlvad.scoring.evaluate import evaluate, read_scores_csv
+from ddlvad.scoring.protocol import postprocess
 
 METRIC_ROWS = [
     ("frame_auc_micro", "frame AUC, micro (final scores)", "pct"),
@@ -167,7 +167,7 @@ def sigma_section(run_dir: Path, plots: Path) -> str:
 
 
 def fig4_section(run_dir: Path, cfg: Config, plots: Path, clips: int, progress: bool) -> str:
-    from ddlvad.viz_panels import plot_pseudo_panel, pseudo_anomaly_examples
+    from ddlvad.report.panels import plot_pseudo_panel, pseudo_anomaly_examples
 
     ex = pseudo_anomaly_examples(run_dir, cfg, clips, progress=progress)
     png = plot_pseudo_panel(ex, plots / "fig4_pseudo_anomalies.png")
@@ -181,7 +181,7 @@ def fig4_section(run_dir: Path, cfg: Config, plots: Path, clips: int, progress: 
 def compare_section(
     run_dir: Path, cfg: Config, plots: Path, other: Path, frames: list | None, scores: dict
 ) -> str:
-    from ddlvad.viz_panels import compare_examples, pick_compare_frames, plot_compare_panel
+    from ddlvad.report.panels import compare_examples, pick_compare_frames, plot_compare_panel
 
     frames = frames or pick_compare_frames(scores)
     if not frames:

@@ -1,8 +1,7 @@
-"""Glue shared by the verbs: config -> dataset index -> cached frames -> tracks."""
+"""A config's dataset: its index of videos (``open_dataset``) and their cached frames
+(``load_videos``), loaded through the frame cache."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -11,9 +10,6 @@ from ddlvad.config import Config
 from ddlvad.data.cache import FrameCache
 from ddlvad.data.layouts import Dataset, VideoRecord, load_dataset
 from ddlvad.data.records import check_decoded
-from ddlvad.objects.detections import load_detections, source_fingerprint
-from ddlvad.objects.masks import Tracks
-from ddlvad.objects.store import build_tracks
 
 
 def open_dataset(cfg: Config) -> Dataset:
@@ -46,16 +42,3 @@ def fingerprints(records: list[VideoRecord], cfg: Config) -> dict[str, str]:
     cache = frame_cache(cfg, False)
     d = cfg.data
     return {r.name: cache.entry_path(r.path, d.height, d.width, d.channels).stem for r in records}
-
-
-def train_tracks(
-    records: list[VideoRecord], videos: dict[str, np.ndarray], cfg: Config, progress: bool = True
-) -> tuple[Tracks, dict, Path]:
-    """Tracks over the training videos, cached beside the frames and rebuilt on any change."""
-    folder = frame_cache(cfg, False).dir / "tracks"
-    fps = fingerprints(records, cfg)
-    dets = None
-    if cfg.objects.proposer != "bgsub":
-        dets = load_detections(cfg.objects.proposer, cfg.objects.detections, records)
-        fps["__detections__"] = source_fingerprint(cfg.objects.detections)
-    return build_tracks(videos, cfg.objects, folder, fps, detections=dets, progress=progress)

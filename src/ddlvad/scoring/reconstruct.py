@@ -1,7 +1,7 @@
 """The network over whole videos: frame scores (and error maps) under the scoring protocol.
 
-Each video's windows come from ``scoring.SlidingWindow`` (the edge rule), are batched in
-order, reconstructed, and scored by ``scoring.error_map`` and ``scoring.patch_max``.
+Each video's windows come from ``protocol.SlidingWindow`` (the edge rule), are batched in
+order, reconstructed, and scored by ``protocol.error_map`` and ``protocol.patch_max``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 
 from ddlvad.config import Config
 from ddlvad.data.clips import EvalClips, to_tensor
-from ddlvad.scoring import SlidingWindow, check_edge, check_patch, error_map, patch_max
+from ddlvad.scoring.protocol import SlidingWindow, check_edge, check_patch, error_map, patch_max
 
 
 @torch.no_grad()
@@ -30,7 +30,7 @@ def reconstruct_video(
     edge: str = "clamp",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Raw per-frame scores (N,) for one (N, H, W, C) uint8 video; error maps (N, H, W) on
-    demand. ``edge`` picks the edge-frame rule (see ``ddlvad.scoring``)."""
+    demand. ``edge`` picks the edge-frame rule (see ``ddlvad.scoring.protocol``)."""
     check_edge(edge)
     check_patch(patch, video.shape[1], video.shape[2], shifted)
     model.eval()

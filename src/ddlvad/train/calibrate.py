@@ -1,0 +1,95 @@
+"""Alert threshold calibrated on normal footage, stored as ``<run>/threshold.json``.
+
+The threshold is the ``calib.quantile`` quantile of the *alert score* of normal frames: the
+raw patch-max score after the run's median filter (``score.median``), never min-max
+normalised (normalisation needs the whole video, which a live stream never has). With
+quantile q, about ``1 - q`` of normal frames score above it: q = 0.99 means roughly 1 frame in
+100 of normal footage is flagged, i.e. 0.25 flagged frames per second at 25 fps. The median
+filter groups those frames into a few ranges, so the number of distinct alerts is lower; both
+are recorded in threshold.json.
+
+Frames: the last ``calib.holdout`` fraction of each training video, kept out of training
+(``held_out: true``); with ``holdout = 0``, the training frames themselves (``held_out:
+false``), which the model has fitted, so the threshold comes out low and the false-alarm rate
+on new normal footage will be higher than ``1 - q``.
+
+For an existing run without threshold.json: ``ddlvad calibrate --run DIR`` (or
+``python -m ddlvad.calibrate --run DIR``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ddlvad.config import Config
+from ddlvad.io import atomic_write_json
+from ddlvad.rundir import THRESHOLD
+from ddlvad.scoring.protocol import postprocess, ranges_of
+from ddlvad.scoring.reconstruct import score_videos
+from ddlvad.train.data import training_videos
+
+
+def calibrate(
+    model: torch.nn.Module, cfg: Config, videos: dict[str, np.ndarray], device
+) -> dict[str, Any]:
+    """Score normal ``videos`` ({name: (N, H, W, C) uint8}) and pick the alert threshold.
+
+    Returns threshold (the ``cfg.calib.quantile`` quantile of median-filtered scores),
+    quantile, frames, held_out (``cfg.calib.holdout > 0``), the share of those frames above
+    the threshold and the number of alert ranges it would raise on them."""
+    q = cfg.calib.quantile
+    if not 0 < q < 1:
+        raise ValueError(f"calib.quantile must lie in (0, 1), got {q}")
+    if not videos:
+        raise ValueError("calibrate: no frames to calibrate on")
+    with torch.inference_mode():
+        raw = score_videos(model, videos, cfg, device)
+    smoothed = {n: postprocess(r, cfg, normalize=False) for n, r in raw.items()}
+    flat = np.concatenate(list(smoothed.values()))
+    thr = float(np.quantile(flat, q))
+    n_ranges = sum(len(ranges_of(s > thr)) for s in smoothed.values())
+    return {
+        "threshold": thr,
+        "quantile": q,
+        "frames": int(len(flat)),
+        "held_out": cfg.calib.holdout > 0,
+        "false_alarm_rate_on_calibration_frames": float(np.mean(flat > thr)),
+        "alert_ranges_on_calibration_frames": int(n_ranges),
+        "videos": len(raw),
+        "holdout": cfg.calib.holdout,
+        "threshold_raw": float(np.quantile(np.concatenate(list(raw.values())), q)),
+        "score": f"raw patch-max score, median filter {cfg.score.median or 'off'}, "
+        "no normalisation",
+        # the protocol the threshold belongs to: a threshold means nothing under another
+        "patch": cfg.score.patch,
+        "shifted": cfg.score.shifted,
+        "median": cfg.score.median,
+    }
+
+
+def calibration_videos(cfg: Config, progress: bool = False) -> dict[str, np.ndarray]:
+    """The normal frames a run calibrates on: held-out tails, or all training frames.
+
+    Opens the dataset; training passes the frames its own setup split off instead."""
+    return training_videos(cfg, progress).calibration
+
+
+def write_threshold(
+    run_dir: str | Path,
+    cfg: Config,
+    model: torch.nn.Module,
+    device,
+    progress: bool = False,
+    videos: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Calibrate ``model`` on the run's normal frames (``videos``, else loaded from the
+    dataset); write ``run_dir/threshold.json``."""
+    if videos is None:
+        videos = calibration_videos(cfg, progress)
+    result = calibrate(model, cfg, videos, device)
+    atomic_write_json(Path(run_dir) / THRESHOLD, result)
+    return result
