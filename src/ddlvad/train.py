@@ -103,7 +103,7 @@ def make_clips(cfg: Config, progress: bool) -> tuple[TrainClips, dict]:
     picker = None
     if cfg.pseudo.mode != "none":
         tracks, meta, path = train_tracks(ds.train, videos, cfg, progress)
-        picker = MaskPicker(tracks, cfg.pseudo.no_track)
+        picker = MaskPicker(tracks, cfg.pseudo.no_track, cfg.pseudo.margin)
         lengths = {k: len(v) for k, v in fit.items()}
         info.update(
             tracks=str(path),
