@@ -92,6 +92,18 @@ def test_mask_picker_policies():
         MaskPicker(tracks, "always")
 
 
+def test_mask_margin_grows_boxes_within_the_frame():
+    tracks = {"v": {k: {1: [0.1, 0.5, 0.3, 0.9]} for k in range(3)}}
+    rng = np.random.default_rng(0)
+    plain, _ = MaskPicker(tracks).pick("v", 1, 3, rng)
+    grown, kind = MaskPicker(tracks, margin=0.5).pick("v", 1, 3, rng)
+    assert kind == 1 and plain[0] == [0.1, 0.5, 0.3, 0.9]
+    # width 0.2 and height 0.4 grow by 0.1 and 0.2 per side; the bottom stops at the frame
+    np.testing.assert_allclose(grown[0], [0.0, 0.3, 0.4, 1.0], atol=1e-12)
+    with pytest.raises(ValueError, match="margin"):
+        MaskPicker(tracks, margin=-0.1)
+
+
 def _write_mot(path, true_frames, H, W):
     lines = []
     for f, objs in enumerate(true_frames):

@@ -66,6 +66,7 @@ class PseudoConfig:
     sigma: float = 0.5  # fixed weight for static mode
     l_init: float = 0.0  # dynamic mode: s = sigmoid(l), l starts here
     no_track: str = "skip"  # skip | random: clips without a full-length track
+    margin: float = 0.0  # each mask box grows by this fraction of its width/height per side
 
 
 @dataclass

@@ -83,6 +83,7 @@ RULES: list[Rule] = [
     ("pseudo.sigma", _in_range(0, 1), "a weight in [0, 1]"),
     ("pseudo.l_init", lambda v, c: _num(v), "a finite number"),
     ("pseudo.no_track", _one_of("skip", "random"), "skip or random"),
+    ("pseudo.margin", _in_range(0, INF), "a fraction of the box side >= 0"),
     ("loss.lam", _in_range(0, INF), "a finite number >= 0"),
     ("loss.eps", _in_range(0, INF), "a finite number >= 0"),
     ("loss.norm", _one_of("region", "pixel"), "region or pixel"),

@@ -2,7 +2,9 @@
 
 Tracks are ``{video: {frame: {track_id: [x1, y1, x2, y2]}}}`` with coordinates normalised to
 [0, 1]. Clips with no full-length track follow the ``no_track`` policy: ``skip`` (no
-pseudo-anomaly) or ``random`` (a random box of typical object size).
+pseudo-anomaly) or ``random`` (a random box of typical object size). ``margin`` grows each
+picked box by that fraction of its width and height on every side (clipped to the frame), so
+that the noise also covers the object's outline, which small or loose proposals miss.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ Tracks = dict[str, dict[int, dict[int, list[float]]]]
 
 
 class MaskPicker:
-    def __init__(self, tracks: Tracks, policy: str = "skip") -> None:
+    def __init__(self, tracks: Tracks, policy: str = "skip", margin: float = 0.0) -> None:
         if policy not in POLICIES:
             raise ValueError(f"no-track policy must be one of {POLICIES}, got {policy!r}")
-        self.tracks, self.policy = tracks, policy
+        if not margin >= 0:
+            raise ValueError(f"box margin must be a fraction >= 0, got {margin}")
+        self.tracks, self.policy, self.margin = tracks, policy, margin
         sizes = [
             (b[2] - b[0], b[3] - b[1])
             for v in tracks.values()
@@ -49,11 +53,11 @@ class MaskPicker:
         if ids:
             tid = ids[int(rng.integers(len(ids)))]
             frames = self.tracks[video]
-            return [frames[k][tid] for k in range(t - r, t + r + 1)], MASK_TRACK
+            return [grow(frames[k][tid], self.margin) for k in range(t - r, t + r + 1)], MASK_TRACK
         if self.policy == "random":
             w, h = self.size
             x1, y1 = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
-            return [[x1, y1, x1 + w, y1 + h]] * T, MASK_RANDOM
+            return [grow([x1, y1, x1 + w, y1 + h], self.margin)] * T, MASK_RANDOM
         return None, MASK_NONE
 
     def coverage(self, lengths: dict[str, int], T: int) -> float:
@@ -65,3 +69,12 @@ class MaskPicker:
                 total += 1
                 hit += bool(self.full_tracks(video, t, T))
         return hit / total if total else 0.0
+
+
+def grow(box: list[float], margin: float) -> list[float]:
+    """Normalised [x1, y1, x2, y2] grown by margin x (width, height) per side, within [0, 1]."""
+    if margin == 0:
+        return box
+    x1, y1, x2, y2 = box
+    dx, dy = margin * (x2 - x1), margin * (y2 - y1)
+    return [max(x1 - dx, 0.0), max(y1 - dy, 0.0), min(x2 + dx, 1.0), min(y2 + dy, 1.0)]

@@ -50,7 +50,7 @@ def run_tracks(cfg: Config, out: Path, *, viz: int = 0, progress: bool = True) -
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "tracks.json", lambda tmp: shutil.copyfile(path, tmp))
     T = cfg.model_T
-    picker = MaskPicker(tracks, cfg.pseudo.no_track)
+    picker = MaskPicker(tracks, cfg.pseudo.no_track, cfg.pseudo.margin)
     summary = {
         "tracks_json": str(out / "tracks.json"),
         "tracker": cfg.objects.tracker,

@@ -78,7 +78,7 @@ def make_clips(
     picker = None
     if cfg.pseudo.mode != "none":
         tracks, meta, path = train_tracks(data.records, data.videos, cfg, progress)
-        picker = MaskPicker(tracks, cfg.pseudo.no_track)
+        picker = MaskPicker(tracks, cfg.pseudo.no_track, cfg.pseudo.margin)
         lengths = {k: len(v) for k, v in data.fit.items()}
         info.update(
             tracks=str(path),
