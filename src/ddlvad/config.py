@@ -108,11 +108,12 @@ class ScoreConfig:
     batch_size: int = 16
     edge: str = "clamp"  # clamp: edge frames use replicated neighbours
     weights: str = "ema"  # ema: the run's weight EMA when it kept one (train.ema); last: last step
+    gain: int = 0  # N > 0: calibrate test brightness to training's over the last N frames
 
 
 # The score.* keys that change a run's numbers: each set by a ``ddlvad test`` flag and
 # recorded under ``protocol`` in metrics.json.
-SCORE_PROTOCOL = ("patch", "shifted", "median", "normalize", "edge")
+SCORE_PROTOCOL = ("patch", "shifted", "median", "normalize", "edge", "gain")
 
 
 @dataclass

@@ -28,6 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "copy = copy the nearest full-window score",
     )
     g.add_argument(
+        "--gain",
+        type=int,
+        metavar="N",
+        help="calibrate each video's brightness to the training footage's, from its last N "
+        "frames (causal; 0 = off)",
+    )
+    g.add_argument(
         "--pixel-stride", type=int, default=2, help="pixel AUC: every Nth row/column (1 = all)"
     )
     g.add_argument(

@@ -44,6 +44,7 @@ from ddlvad.infer.backends import (
     resolve_precision,
 )
 from ddlvad.rundir import THRESHOLD, load_run_config, load_threshold, load_trained
+from ddlvad.scoring.gain import Gain, RunningGain, gain_for_run
 from ddlvad.scoring.protocol import SlidingWindow, error_map, patch_max, smooth
 
 
@@ -60,6 +61,7 @@ class FrameScorer:
     def __init__(self, det: Detector, keep_error: bool = False) -> None:
         self.det, self.keep = det, keep_error
         self.window = SlidingWindow(det.T, det.cfg.score.edge)
+        self.gain = RunningGain(det.gain) if det.gain is not None else None
         self.frames: dict[int, np.ndarray] = {}
         self.feats: dict[int, list[torch.Tensor]] = {}
         self.meta: dict[int, Any] = {}
@@ -69,6 +71,8 @@ class FrameScorer:
     def push(self, frame: np.ndarray, meta: Any = None) -> None:
         """Add one (H, W, C) uint8 working-size frame (see ``Detector.prepare``)."""
         i = self.window.n
+        if self.gain is not None:
+            frame = self.gain.push(frame)
         self.frames[i], self.meta[i] = frame, meta
         self.pending.extend(self.window.push())
 
@@ -117,20 +121,18 @@ class FrameScorer:
 
 
 def _check_threshold_protocol(run_dir: Path, calib: dict | None, cfg: Config) -> None:
-    """Warn when threshold.json was calibrated under another patch/grid/median than the
+    """Warn when threshold.json was calibrated under another patch/grid/median/gain than the
     run's config: a threshold is a score level, and it means nothing under another protocol."""
     if not calib or "patch" not in calib:
         return
     s = cfg.score
-    if (calib["patch"], calib.get("shifted"), calib.get("median")) != (
-        s.patch,
-        s.shifted,
-        s.median,
-    ):
+    theirs = (calib["patch"], calib.get("shifted"), calib.get("median"), calib.get("gain", 0))
+    if theirs != (s.patch, s.shifted, s.median, s.gain):
         warnings.warn(
             f"{run_dir / THRESHOLD}: calibrated at patch {calib['patch']}, shifted "
-            f"{calib.get('shifted')}, median {calib.get('median')}, but the config scores with "
-            f"patch {s.patch}, shifted {s.shifted}, median {s.median}; re-calibrate with "
+            f"{calib.get('shifted')}, median {calib.get('median')}, gain {theirs[3]}, but the "
+            f"config scores with patch {s.patch}, shifted {s.shifted}, median {s.median}, "
+            f"gain {s.gain}; re-calibrate with "
             f"`python -m ddlvad.calibrate --run {run_dir}`",
             RuntimeWarning,
             stacklevel=3,
@@ -148,6 +150,7 @@ class Detector:
         engine: str = "clip",
         threshold: float | None = None,
         threshold_source: str = "none",
+        gain: Gain | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -159,6 +162,9 @@ class Detector:
         self.size = (cfg.data.height, cfg.data.width, cfg.data.channels)
         self.batch_size = cfg.score.batch_size
         self.threshold, self.threshold_source = threshold, threshold_source
+        if cfg.score.gain and gain is None:
+            raise ValueError("score.gain is on: the detector needs the run's Gain")
+        self.gain = gain  # causal brightness calibration (score.gain), applied per stream
         self.checkpoint: dict[str, Any] = {}  # the weights used (from_run fills it)
 
     @classmethod
@@ -201,7 +207,10 @@ class Detector:
             calib = load_threshold(run_dir)
             threshold, source = (calib["threshold"], "calibrated") if calib else (None, "none")
             _check_threshold_protocol(run_dir, calib, cfg)
-        det = cls(cfg, forward, engine=engine, threshold=threshold, threshold_source=source)
+        gain = gain_for_run(run_dir, cfg)
+        det = cls(
+            cfg, forward, engine=engine, threshold=threshold, threshold_source=source, gain=gain
+        )
         det.checkpoint = info
         return det
 

@@ -43,6 +43,7 @@ from ddlvad.rundir import (
     pick_device,
     warn_if_training,
 )
+from ddlvad.scoring.gain import Gain, gain_for_run
 from ddlvad.scoring.metrics import (
     MACRO_RULE,
     PixelAUC,
@@ -68,6 +69,7 @@ def score_split(
     cfg: Config,
     device,
     pixel_stride: int = PIXEL_STRIDE,
+    gain: Gain | None = None,
 ) -> tuple[dict[str, np.ndarray], PixelAUC]:
     """Raw frame scores per video, plus pixel-AUC pixels from videos that ship pixel masks.
 
@@ -79,7 +81,7 @@ def score_split(
     for rec in records:
         masks = load_pixel_masks(rec, d.height, d.width)
         raw[rec.name], maps = reconstruct_video(
-            model, videos[rec.name], T, device=device, keep_maps=masks is not None, **kw
+            model, videos[rec.name], T, device=device, keep_maps=masks is not None, gain=gain, **kw
         )
         if masks is not None:
             acc.add(masks, maps)
@@ -204,6 +206,7 @@ def evaluate(
     cfg, model = load_trained(run_dir, cfg, device, info=ckpt)
     cfg.validate()
     protocol(cfg, pixel_stride)  # reject a bad protocol before scoring
+    gain = gain_for_run(run_dir, cfg)
     ds = open_dataset(cfg)
     if not ds.test:
         raise ValueError(f"{cfg.data.root}: no test videos to score")
@@ -212,7 +215,7 @@ def evaluate(
     if not labels:
         raise ValueError(f"{cfg.data.root}: test split has no labels; use `ddlvad predict`")
     with torch.inference_mode():
-        raw, acc = score_split(model, ds.test, videos, cfg, device, pixel_stride)
+        raw, acc = score_split(model, ds.test, videos, cfg, device, pixel_stride, gain)
     metrics = frame_metrics(raw, labels, cfg)
     metrics.update(pixel_metrics(acc, sum(r.has_masks for r in ds.test)))
     metrics["protocol"] = protocol(cfg, pixel_stride)

@@ -20,6 +20,7 @@ import torch
 from ddlvad.config import Config
 from ddlvad.io import atomic_write_json
 from ddlvad.rundir import PROTOCOLS, load_trained, pick_device
+from ddlvad.scoring.gain import gain_for_run
 from ddlvad.scoring.protocol import patch_max
 from ddlvad.scoring.reconstruct import reconstruct_video
 
@@ -28,9 +29,10 @@ MEDIANS = (0, 9, 17, 33)
 
 
 def raw_by_grid(
-    model, videos: dict[str, np.ndarray], cfg: Config, device, patches=PATCHES
+    model, videos: dict[str, np.ndarray], cfg: Config, device, patches=PATCHES, gain=None
 ) -> dict[tuple[int, bool], dict[str, np.ndarray]]:
-    """{(patch, shifted): {video: raw scores}} from one pass (edge rule cfg.score.edge)."""
+    """{(patch, shifted): {video: raw scores}} from one pass (edge rule cfg.score.edge;
+    brightness calibration ``gain``, a ``ddlvad.scoring.gain.Gain``, when given)."""
     T, s = cfg.model_T, cfg.score
     side = min(cfg.data.height, cfg.data.width)
     grids = [(p, sh) for p in patches for sh in (False, True) if p <= side - (p // 2) * sh]
@@ -45,6 +47,7 @@ def raw_by_grid(
             patch=1,
             keep_maps=True,
             edge=s.edge,
+            gain=gain,
         )
         err = torch.from_numpy(maps)  # (N, H, W)
         for p, sh in grids:
@@ -96,6 +99,7 @@ def compare_protocols(run_dir: str | Path, cfg: Config, progress: bool = True) -
     device = pick_device(cfg.train.device)
     info: dict[str, Any] = {}
     cfg, model = load_trained(run_dir, cfg, device, info=info)
+    gain = gain_for_run(run_dir, cfg)
     ds = open_dataset(cfg)
     labels = {r.name: r.labels for r in ds.test if r.labels is not None}
     if not labels:
@@ -103,8 +107,8 @@ def compare_protocols(run_dir: str | Path, cfg: Config, progress: bool = True) -
     videos = load_videos([r for r in ds.test if r.name in labels], cfg, progress)
     own = cfg.score  # the run's own protocol is always among the rows
     with torch.inference_mode():
-        raw = raw_by_grid(model, videos, cfg, device, sorted({*PATCHES, own.patch}))
+        raw = raw_by_grid(model, videos, cfg, device, sorted({*PATCHES, own.patch}), gain)
     rows = protocol_rows(raw, labels, cfg, sorted({*MEDIANS, own.median}))
-    doc = {"checkpoint": info, "edge": cfg.score.edge, "rows": rows}
+    doc = {"checkpoint": info, "edge": cfg.score.edge, "gain": cfg.score.gain, "rows": rows}
     atomic_write_json(Path(run_dir) / PROTOCOLS, doc)
     return rows

@@ -13,6 +13,7 @@ import torch
 
 from ddlvad.config import Config
 from ddlvad.data.clips import EvalClips, to_tensor
+from ddlvad.scoring.gain import Gain, apply_gain
 from ddlvad.scoring.protocol import SlidingWindow, check_edge, check_patch, error_map, patch_max
 
 
@@ -28,11 +29,15 @@ def reconstruct_video(
     shifted: bool = False,
     keep_maps: bool = False,
     edge: str = "clamp",
+    gain: Gain | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Raw per-frame scores (N,) for one (N, H, W, C) uint8 video; error maps (N, H, W) on
-    demand. ``edge`` picks the edge-frame rule (see ``ddlvad.scoring.protocol``)."""
+    demand. ``edge`` picks the edge-frame rule (see ``ddlvad.scoring.protocol``); ``gain``
+    calibrates the video's brightness first (``ddlvad.scoring.gain``)."""
     check_edge(edge)
     check_patch(patch, video.shape[1], video.shape[2], shifted)
+    if gain is not None:
+        video = apply_gain(video, gain)
     model.eval()
     windows = SlidingWindow(T, edge).windows(len(video))
     scores, maps = [], []
@@ -77,11 +82,11 @@ def score_kwargs(cfg: Config) -> dict[str, Any]:
 
 
 def score_videos(
-    model, videos: dict[str, np.ndarray], cfg: Config, device
+    model, videos: dict[str, np.ndarray], cfg: Config, device, gain: Gain | None = None
 ) -> dict[str, np.ndarray]:
-    """Raw frame scores per video, under cfg.score (patch, shifted, edge)."""
+    """Raw frame scores per video, under cfg.score (patch, shifted, edge) and ``gain``."""
     kw = score_kwargs(cfg)
     return {
-        name: reconstruct_video(model, v, cfg.model_T, device=device, **kw)[0]
+        name: reconstruct_video(model, v, cfg.model_T, device=device, gain=gain, **kw)[0]
         for name, v in videos.items()
     }

@@ -28,13 +28,18 @@ import torch
 from ddlvad.config import Config
 from ddlvad.io import atomic_write_json
 from ddlvad.rundir import THRESHOLD
+from ddlvad.scoring.gain import Gain, gain_for_run
 from ddlvad.scoring.protocol import postprocess, ranges_of
 from ddlvad.scoring.reconstruct import score_videos
 from ddlvad.train.data import training_videos
 
 
 def calibrate(
-    model: torch.nn.Module, cfg: Config, videos: dict[str, np.ndarray], device
+    model: torch.nn.Module,
+    cfg: Config,
+    videos: dict[str, np.ndarray],
+    device,
+    gain: Gain | None = None,
 ) -> dict[str, Any]:
     """Score normal ``videos`` ({name: (N, H, W, C) uint8}) and pick the alert threshold.
 
@@ -47,7 +52,7 @@ def calibrate(
     if not videos:
         raise ValueError("calibrate: no frames to calibrate on")
     with torch.inference_mode():
-        raw = score_videos(model, videos, cfg, device)
+        raw = score_videos(model, videos, cfg, device, gain)
     smoothed = {n: postprocess(r, cfg, normalize=False) for n, r in raw.items()}
     flat = np.concatenate(list(smoothed.values()))
     thr = float(np.quantile(flat, q))
@@ -68,6 +73,7 @@ def calibrate(
         "patch": cfg.score.patch,
         "shifted": cfg.score.shifted,
         "median": cfg.score.median,
+        "gain": cfg.score.gain,
     }
 
 
@@ -90,6 +96,6 @@ def write_threshold(
     dataset); write ``run_dir/threshold.json``."""
     if videos is None:
         videos = calibration_videos(cfg, progress)
-    result = calibrate(model, cfg, videos, device)
+    result = calibrate(model, cfg, videos, device, gain_for_run(run_dir, cfg))
     atomic_write_json(Path(run_dir) / THRESHOLD, result)
     return result

@@ -18,6 +18,7 @@ from ddlvad.data.layouts import VideoRecord, check_clip_length
 from ddlvad.data.loading import load_videos, open_dataset
 from ddlvad.objects.masks import MaskPicker
 from ddlvad.objects.store import train_tracks
+from ddlvad.scoring.gain import training_brightness
 from ddlvad.train.clips import TrainClips
 
 
@@ -74,7 +75,11 @@ def make_clips(
     """Training clips over the fit frames (``data``, else loaded now) and a summary dict."""
     data = data or training_videos(cfg, progress)
     T = cfg.model_T
-    info: dict[str, Any] = {"train_videos": len(data.videos)}
+    # the mean grey level that score.gain calibrates test footage to
+    info: dict[str, Any] = {
+        "train_videos": len(data.videos),
+        "frame_mean": training_brightness(data.videos),
+    }
     picker = None
     if cfg.pseudo.mode != "none":
         tracks, meta, path = train_tracks(data.records, data.videos, cfg, progress)
