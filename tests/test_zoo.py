@@ -131,3 +131,23 @@ def test_threshold_from_another_protocol_warns(zoo_root, tmp_path):
     (run / "config.yaml").write_text(text.replace("patch: 4", "patch: 8"))
     with pytest.warns(RuntimeWarning, match="calibrated at patch 4.*re-calibrate"):
         Detector.from_run(run, precision="fp32")
+
+
+def test_pack_keeps_the_ema_only_when_the_entry_scores_with_it(synth_root, tmp_path):
+    import torch
+
+    from ddlvad.rundir import load_run_config
+    from ddlvad.train.loop import train
+    from tests.conftest import tiny_config
+
+    run = tmp_path / "run"
+    cfg = tiny_config(synth_root, tmp_path / "cache", train__max_steps=4, train__ema=0.9)
+    train(cfg, run, progress=False)
+    for weights, kept in (("ema", True), ("last", False)):
+        cfg = load_run_config(run)
+        cfg.score.weights = weights
+        cfg.dump(run / "config.yaml")
+        assert main(["test", "--run", str(run), "--quiet"]) == 0
+        entry = pack(run, weights, command="ddlvad train ...", info=INFO, root=tmp_path / "zoo")
+        ck = torch.load(entry / "checkpoints" / "last.pt", weights_only=True)
+        assert ("ema" in ck) is kept and ("ema_bn" in ck) is kept and "model" in ck

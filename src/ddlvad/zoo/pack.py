@@ -22,6 +22,7 @@ from ddlvad.zoo import CARD, CHECKPOINT, RUN_FILES, ZOO_DIR, sha256
 MAX_FILE_BYTES = 5 * 1024 * 1024  # weights in git: each file under 5 MB
 # The checkpoint keys inference needs; optimiser, schedule and RNG state are left out.
 KEEP = ("model", "ema", "ema_bn", "creator", "model_key", "fingerprint", "epoch", "step")
+EMA_KEYS = ("ema", "ema_bn")
 METRIC_KEYS = (
     "frame_auc_micro",
     "frame_auc_macro",
@@ -67,7 +68,8 @@ def _write_entry_files(run: Path, entry: Path, protocol: dict[str, Any]) -> None
         if k in protocol:
             setattr(cfg.score, k, protocol[k])
     ck = load_checkpoint(run / CHECKPOINT, cfg)
-    slim = {k: ck[k] for k in KEEP if k in ck}
+    keep = KEEP if cfg.score.weights == "ema" else tuple(k for k in KEEP if k not in EMA_KEYS)
+    slim = {k: ck[k] for k in keep if k in ck}  # the EMA only when the entry scores with it
     atomic_write(entry / CHECKPOINT, lambda tmp: torch.save(slim, tmp))
     for rel in RUN_FILES[1:]:
         if (run / rel).is_file():
