@@ -8,8 +8,11 @@ train_summary.json resumes training, and a trained cell without metrics is only 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +40,7 @@ PAPER = {
 def cell_config(base: Config, model: str, mode: str, seed: int) -> Config:
     cfg = copy.deepcopy(base)
     cfg.model.name, cfg.pseudo.mode, cfg.train.seed = model, mode, seed
-    cfg.name = f"{model}_{mode}_s{seed}"
+    cfg.name = cell_name(model, mode, seed)
     return cfg
 
 
@@ -56,37 +59,36 @@ def run_cell(cfg: Config, run_dir: Path, progress: bool) -> dict:
     return evaluate(run_dir, cfg, progress=progress)
 
 
-def read_cell(run_dir: Path) -> tuple[dict, dict] | None:
-    """(metrics.json, train_summary.json) of a finished cell, None while it is not."""
-    if not (run_dir / METRICS).exists():
-        return None
-    m = json.loads((run_dir / METRICS).read_text())
-    return m, json.loads((run_dir / TRAIN_SUMMARY).read_text())
+def cell_name(model: str, mode: str, seed: int) -> str:
+    return f"{model}_{mode}_s{seed}"
+
+
+def finished_cells(out: Path, names: dict) -> Iterator[tuple[Any, Path, dict, dict]]:
+    """(key, run dir, metrics.json, train_summary.json) of each finished cell of ``names``
+    ({key: folder name under ``out``}), in order; unfinished cells are skipped."""
+    for key, name in names.items():
+        d = out / name
+        if (d / METRICS).exists():
+            m, summary = (json.loads((d / f).read_text()) for f in (METRICS, TRAIN_SUMMARY))
+            yield key, d, m, summary
 
 
 def collect(out: Path, models, modes, seeds: int) -> list[dict]:
     """One row per finished cell, read back from its metrics.json and train_summary.json."""
-    rows = []
-    for model in models:
-        for mode in modes:
-            for seed in range(seeds):
-                d = out / f"{model}_{mode}_s{seed}"
-                if (cell := read_cell(d)) is None:
-                    continue
-                m, s = cell
-                rows.append(
-                    {
-                        "model": model,
-                        "mode": mode,
-                        "seed": seed,
-                        "run": str(d),
-                        "auc": m["frame_auc_micro"],
-                        "auc_macro": m["frame_auc_macro"],
-                        "sigma": s.get("sigma"),
-                        "seconds": s.get("seconds"),
-                    }
-                )
-    return rows
+    keys = itertools.product(models, modes, range(seeds))
+    return [
+        {
+            "model": model,
+            "mode": mode,
+            "seed": seed,
+            "run": str(d),
+            "auc": m["frame_auc_micro"],
+            "auc_macro": m["frame_auc_macro"],
+            "sigma": s.get("sigma"),
+            "seconds": s.get("seconds"),
+        }
+        for (model, mode, seed), d, m, s in finished_cells(out, {k: cell_name(*k) for k in keys})
+    ]
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from ddlvad.config import Config, apply_overrides
-from ddlvad.experiments.ablate import read_cell, run_cell
+from ddlvad.experiments.ablate import finished_cells, run_cell
 from ddlvad.io import atomic_write_json, atomic_write_text
 
 METRICS = ("frame_auc_micro", "frame_auc_micro_normalized", "frame_auc_macro")
@@ -52,7 +52,7 @@ def read_sweep(path: str | Path) -> dict[str, dict[str, str]]:
 def cell_config(base: Config, name: str, overrides: dict[str, str], seed: int) -> Config:
     cfg = copy.deepcopy(base)
     apply_overrides(cfg, overrides)
-    cfg.train.seed, cfg.name = seed, f"{name}_s{seed}"
+    cfg.train.seed, cfg.name = seed, cell_name(name, seed)
     return cfg.validate(f"sweep cell {name}")
 
 
@@ -64,17 +64,17 @@ def run_sweep(base: Config, cells: dict, out: Path, seeds: int, progress: bool) 
 
 
 def collect(out: Path, cells: dict, seeds: int) -> list[dict[str, Any]]:
-    rows = []
-    for name in cells:
-        for seed in range(seeds):
-            d = out / f"{name}_s{seed}"
-            if (cell := read_cell(d)) is None:
-                continue
-            m, s = cell
-            row = {"cell": name, "seed": seed, "run": str(d), "seconds": s.get("seconds")}
-            row.update({k: m.get(k) for k in METRICS})
-            rows.append(row)
-    return rows
+    """One row per finished cell: its name, seed, run, training seconds and METRICS."""
+    names = {(name, seed): cell_name(name, seed) for name in cells for seed in range(seeds)}
+    return [
+        {"cell": name, "seed": seed, "run": str(d), "seconds": s.get("seconds")}
+        | {k: m.get(k) for k in METRICS}
+        for (name, seed), d, m, s in finished_cells(out, names)
+    ]
+
+
+def cell_name(name: str, seed: int) -> str:
+    return f"{name}_s{seed}"
 
 
 def summarise(rows: list[dict], cells: dict) -> dict[str, dict[str, Any]]:
