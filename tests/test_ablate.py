@@ -29,12 +29,46 @@ def test_ablate_tiny_grid_table_and_resume(synth_root, tmp_path):
     assert len(doc["cells"]) == 6 and not (out / "c3dsu_dynamic_s1").exists()
 
 
+def test_variant_columns_overrides_table_and_report(synth_root, tmp_path):
+    """The extra columns set their overrides, have no paper value, and the report page shows
+    the grid and the overlaid sigma trajectories of the learned-sigma cells."""
+    from ddlvad.experiments.ablate import cell_config
+    from ddlvad.report.grid import build_grid_report
+
+    base = tiny_config(synth_root, tmp_path / "cache", train__max_steps=2)
+    base.pseudo.no_track = "random"
+    c = cell_config(base, "c3dsu", "static95", 1)
+    assert (c.pseudo.mode, c.pseudo.sigma, c.train.seed) == ("static", 0.95, 1)
+    c = cell_config(base, "c3dsu", "dynamic_slow", 0)
+    assert (c.pseudo.mode, c.pseudo.l_lr_scale) == ("dynamic", 0.1)
+    out = tmp_path / "grid"
+    modes = ("dynamic", "static95", "dynamic_slow")
+    doc = ablate(base, out, models=("c3dsu",), modes=modes, dataset="ped2", progress=False)
+    sigma = {r["mode"]: r["sigma"] for r in doc["cells"]}
+    assert sigma["static95"] == pytest.approx(0.95)
+    assert abs(sigma["dynamic_slow"] - 0.5) < abs(sigma["dynamic"] - 0.5)  # l moved less
+    md = (out / "ablation.md").read_text()
+    head = next(ln for ln in md.splitlines() if ln.startswith("| model"))
+    assert head.count("(paper)") == 1 and "SDL σ=0.95 (ours)" in head  # paper: DDL only
+    assert md.count("| c3dsu ") == 3  # one line per run
+    page = build_grid_report(out).read_text()
+    assert "DDL, l at lr/10" in page and page.count("data:image/png;base64") == 1
+    assert (out / "ablation_sigma.png").stat().st_size > 0
+
+
+def test_grid_report_needs_ablation_json(tmp_path):
+    from ddlvad.report.grid import build_grid_report
+
+    with pytest.raises(FileNotFoundError, match="ablation.json"):
+        build_grid_report(tmp_path)
+
+
 def test_summary_mean_std():
     rows = [{"model": "c3dsu", "mode": "dynamic", "auc": a} for a in (0.8, 0.9, 1.0)]
     s = summarise(rows)["c3dsu"]["dynamic"]
     assert s["mean"] == pytest.approx(90.0) and s["std"] == pytest.approx(10.0) and s["n"] == 3
     md = markdown(summarise(rows), ["c3dsu"], MODES, "synthetic", "cmd")
-    assert "90.00 ± 10.00 (n=3)" in md and "—" in md  # missing cells shown as a dash
+    assert "90.00 ± 10.00, spread 20.00 (n=3)" in md and "—" in md  # missing: a dash
     one = markdown(summarise(rows[:1]), ["c3dsu"], MODES, "synthetic", "cmd")
     assert "80.00 (n=1)" in one and "±" not in one.split("|", 1)[1]
 

@@ -107,3 +107,20 @@ def test_other_pseudo_modes_train(synth_root, tmp_path, mode):
         assert s["sigma"] is None and s["mask_counts"]["track"] == 0
     else:
         assert s["sigma"] == pytest.approx(0.5)  # static sigma never moves
+
+
+def test_l_learning_rate_scale(synth_root, tmp_path):
+    """pseudo.l_lr_scale gives l its own Adam group: Adam's first step moves a parameter by
+    about its learning rate, so l moves 10x less at scale 0.1."""
+    moved = {}
+    for scale in (1.0, 0.1):
+        cfg = tiny_config(synth_root, tmp_path / "c", train__max_steps=1, pseudo__no_track="random")
+        cfg.pseudo.l_lr_scale = scale
+        s = train(cfg, tmp_path / f"run{scale}", progress=False)
+        l_end = torch.logit(torch.tensor(s["sigma"], dtype=torch.float64))
+        moved[scale] = abs(float(l_end) - cfg.pseudo.l_init)
+        ck = load_checkpoint(tmp_path / f"run{scale}/checkpoints/last.pt", cfg)
+        moved[f"groups{scale}"] = len(ck["optim"]["param_groups"])
+    assert moved[1.0] == pytest.approx(cfg.train.lr, rel=0.05)
+    assert moved[0.1] == pytest.approx(0.1 * moved[1.0], rel=0.05)
+    assert moved["groups1.0"] == 1 and moved["groups0.1"] == 2

@@ -65,6 +65,7 @@ class PseudoConfig:
     mode: str = "dynamic"  # none | static | dynamic
     sigma: float = 0.5  # fixed weight for static mode
     l_init: float = 0.0  # dynamic mode: s = sigmoid(l), l starts here
+    l_lr_scale: float = 1.0  # dynamic mode: l's learning rate is train.lr times this
     no_track: str = "skip"  # skip | random: clips without a full-length track
     margin: float = 0.0  # each mask box grows by this fraction of its width/height per side
 

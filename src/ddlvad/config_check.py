@@ -82,6 +82,7 @@ RULES: list[Rule] = [
     ("pseudo.mode", _one_of("none", "static", "dynamic"), "none, static or dynamic"),
     ("pseudo.sigma", _in_range(0, 1), "a weight in [0, 1]"),
     ("pseudo.l_init", lambda v, c: _num(v), "a finite number"),
+    ("pseudo.l_lr_scale", _in_range(0, INF, lo_open=True), "a factor > 0"),
     ("pseudo.no_track", _one_of("skip", "random"), "skip or random"),
     ("pseudo.margin", _in_range(0, INF), "a fraction of the box side >= 0"),
     ("loss.lam", _in_range(0, INF), "a finite number >= 0"),

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ddlvad.cli.common import add_data, build_config
-from ddlvad.experiments.ablate import MODELS, MODES
+from ddlvad.experiments.ablate import ALL_MODES, MODELS, MODES
 
 HELP = "the paper's models x modes grid, with seeds"
 
@@ -18,7 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="grid folder (default runs/ablate_<data>)")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per cell")
     p.add_argument("--models", default=",".join(MODELS), help="comma list of unet,c3dsu")
-    p.add_argument("--modes", default=",".join(MODES), help="comma list of none,static,dynamic")
+    p.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma list of none,static,dynamic (the paper's) and static95 (SDL at sigma "
+        "0.95), dynamic_slow (DDL with l's learning rate / 10)",
+    )
     p.add_argument(
         "--sweep",
         metavar="FILE",
@@ -40,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("ddlvad ablate: --root is required")
     models = [m for m in args.models.split(",") if m]
     modes = [m for m in args.modes.split(",") if m]
-    bad = [m for m in models if m not in MODELS] + [m for m in modes if m not in MODES]
+    bad = [m for m in models if m not in MODELS] + [m for m in modes if m not in ALL_MODES]
     if bad:
-        raise ValueError(f"unknown models/modes {bad}; models {MODELS}, modes {MODES}")
+        raise ValueError(f"unknown models/modes {bad}; models {MODELS}, modes {ALL_MODES}")
     out = Path(args.out) if args.out else Path("runs") / f"ablate_{args.data}"
     common = {
         "seeds": args.seeds,

@@ -82,8 +82,9 @@ def build_config(args: argparse.Namespace, base: Config | None = None) -> Config
     return cfg.validate("--set / preset")
 
 
-def add_run_or_model(p: argparse.ArgumentParser, *, out: bool) -> None:
-    """--run DIR or --model NAME (one of them); ``out``: also add --out for the run copy."""
+def add_run_or_model(p: argparse.ArgumentParser, *, out: bool):
+    """--run DIR or --model NAME (one of them); ``out``: also add --out for the run copy.
+    Returns the mutually exclusive group, for a verb that takes a third kind of source."""
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--run", help="run directory (config.yaml + checkpoints)")
     g.add_argument(
@@ -97,6 +98,7 @@ def add_run_or_model(p: argparse.ArgumentParser, *, out: bool) -> None:
             help="with --model: folder that receives a copy of the model and the outputs "
             "(default ./ddlvad-NAME); the installed package is never written",
         )
+    return g
 
 
 def resolve_run(args: argparse.Namespace, verb: str) -> None:

@@ -1,4 +1,5 @@
-"""``ddlvad report --run DIR``: plots and a self-contained report.html (``ddlvad.report``)."""
+"""``ddlvad report --run DIR``: plots and a self-contained report.html (``ddlvad.report``);
+``--ablation DIR``: the same for an ablation grid (``ddlvad.report.grid``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,17 @@ import argparse
 
 from ddlvad.cli.common import add_run_or_model, resolve_run
 
-HELP = "HTML report and plots for a run"
+HELP = "HTML report and plots for a run or an ablation grid"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_run_or_model(p, out=True)
+    g = add_run_or_model(p, out=True)
+    g.add_argument(
+        "--ablation",
+        metavar="DIR",
+        help="an ablation grid folder (ablation.json): grid with spread, every run, overlaid "
+        "sigma trajectories",
+    )
     p.add_argument("--compare", metavar="OTHER_RUN", help="a run to compare with (e.g. no DDL)")
     p.add_argument(
         "--frames", help="test frames for the compare panel, VIDEO:FRAME,... (default: auto)"
@@ -23,6 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ablation:
+        from ddlvad.report.grid import build_grid_report
+
+        print(f"wrote {build_grid_report(args.ablation)}")
+        return 0
     from ddlvad.report.page import build_report, parse_frames
 
     resolve_run(args, "report")

@@ -16,13 +16,27 @@ from typing import Any
 
 import numpy as np
 
-from ddlvad.config import Config
+from ddlvad.config import Config, apply_overrides
 from ddlvad.io import atomic_write_json, atomic_write_text
 from ddlvad.rundir import METRICS, TRAIN_SUMMARY
 
+SIGMA_PNG = "ablation_sigma.png"
 MODELS = ("unet", "c3dsu")
-MODES = ("none", "static", "dynamic")
-MODE_NAMES = {"none": "without DDL", "static": "SDL", "dynamic": "DDL"}
+MODES = ("none", "static", "dynamic")  # the paper's three columns, the default grid
+# Extra columns (not in the paper) that separate the strength of the pseudo-anomalies from
+# its adaptation: SDL fixed near where DDL's sigma ends, and DDL with l learning 10x slower.
+VARIANTS = {
+    "static95": {"pseudo.mode": "static", "pseudo.sigma": 0.95},
+    "dynamic_slow": {"pseudo.mode": "dynamic", "pseudo.l_lr_scale": 0.1},
+}
+ALL_MODES = (*MODES, *VARIANTS)
+MODE_NAMES = {
+    "none": "without DDL",
+    "static": "SDL",
+    "dynamic": "DDL",
+    "static95": "SDL σ=0.95",
+    "dynamic_slow": "DDL, l at lr/10",
+}
 
 # Frame-level AUC (%) from the paper, Tables 2 and 3.
 PAPER = {
@@ -38,10 +52,12 @@ PAPER = {
 
 
 def cell_config(base: Config, model: str, mode: str, seed: int) -> Config:
+    """The base config with the cell's model, pseudo-anomaly mode (or VARIANTS entry), seed."""
     cfg = copy.deepcopy(base)
-    cfg.model.name, cfg.pseudo.mode, cfg.train.seed = model, mode, seed
+    cfg.model.name, cfg.train.seed = model, seed
+    apply_overrides(cfg, VARIANTS.get(mode, {"pseudo.mode": mode}))
     cfg.name = cell_name(model, mode, seed)
-    return cfg
+    return cfg.validate(f"ablation cell {cfg.name}")
 
 
 def run_cell(cfg: Config, run_dir: Path, progress: bool) -> dict:
@@ -57,6 +73,11 @@ def run_cell(cfg: Config, run_dir: Path, progress: bool) -> dict:
         train(cfg, run_dir, resume=True, progress=progress)
         plot_run_sigma(run_dir, cfg)
     return evaluate(run_dir, cfg, progress=progress)
+
+
+def cell_label(row: dict) -> str:
+    """A finished cell's legend label, e.g. "C3DSU DDL s0"."""
+    return f"{row['model'].upper()} {MODE_NAMES[row['mode']]} s{row['seed']}"
 
 
 def cell_name(model: str, mode: str, seed: int) -> str:
@@ -92,7 +113,8 @@ def collect(out: Path, models, modes, seeds: int) -> list[dict]:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """{model: {mode: {mean, std, n}}} of micro AUC in %, std over seeds (ddof 1 when n > 1)."""
+    """{model: {mode: {mean, std, spread, n}}} of micro AUC in %: std over seeds (ddof 1 when
+    n > 1) and spread = max - min."""
     out: dict = {}
     for r in rows:
         out.setdefault(r["model"], {}).setdefault(r["mode"], []).append(100 * r["auc"])
@@ -101,6 +123,7 @@ def summarise(rows: list[dict]) -> dict:
             mode: {
                 "mean": float(np.mean(v)),
                 "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                "spread": float(np.ptp(v)),
                 "n": len(v),
             }
             for mode, v in modes.items()
@@ -109,33 +132,62 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
-def markdown(summary: dict, models, modes, dataset: str, command: str) -> str:
+def _cell_text(c: dict | None) -> str:
+    if not c:
+        return "—"
+    if c["n"] == 1:  # no spread from a single seed
+        return f"{c['mean']:.2f} (n=1)"
+    return f"{c['mean']:.2f} ± {c['std']:.2f}, spread {c['spread']:.2f} (n={c['n']})"
+
+
+def grid_rows(summary: dict, models, modes, dataset: str) -> tuple[list[str], list[list[str]]]:
+    """The grid as (header, rows): one row per model, our cells (mean ± std, spread, n) and
+    then the paper's value for each of its three modes."""
     paper = PAPER.get(dataset, {})
-    head = "| model | " + " | ".join(f"{MODE_NAMES[m]} (ours)" for m in modes)
-    head += "".join(f" | {MODE_NAMES[m]} (paper)" for m in modes) if paper else ""
+    theirs = [m for m in modes if paper and m in MODES]
+    header = ["model", *(f"{MODE_NAMES[m]} (ours)" for m in modes)]
+    header += [f"{MODE_NAMES[m]} (paper)" for m in theirs]
+    rows = [
+        [model.upper(), *(_cell_text(summary.get(model, {}).get(m)) for m in modes)]
+        + [f"{paper[model][m]:.2f}" for m in theirs]
+        for model in models
+    ]
+    return header, rows
+
+
+def run_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """One row per finished run: cell, seed, micro and macro AUC, final sigma, minutes."""
+    header = ["run", "seed", "micro", "macro", "sigma at the end", "training min"]
+    out = []
+    for r in rows:
+        sig = "—" if r.get("sigma") is None else f"{r['sigma']:.3f}"
+        mins = "—" if r.get("seconds") is None else f"{r['seconds'] / 60:.1f}"
+        name = f"{r['model']} {MODE_NAMES[r['mode']]}"
+        out.append([name, str(r["seed"]), f"{100 * r['auc']:.2f}"])
+        out[-1] += [f"{100 * r['auc_macro']:.2f}", sig, mins]
+    return header, out
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def markdown(
+    summary: dict, models, modes, dataset: str, command: str, rows: list[dict] | None = None
+) -> str:
+    """ablation.md: the grid beside the paper and, given ``rows``, one line per run."""
     lines = [
         f"# Ablation: frame-level micro AUC (%) on {dataset}",
         "",
         f"Command: `{command}`",
         "",
-        "mean ± std over seeds (n = seeds finished; no std for n = 1)",
+        "mean ± std over seeds, spread = max - min (n = seeds finished; no std for n = 1)",
         "",
-        head + " |",
-        "|" + "---|" * (1 + len(modes) * (2 if paper else 1)),
+        *md_table(*grid_rows(summary, models, modes, dataset)),
     ]
-    for model in models:
-        cells = []
-        for mode in modes:
-            c = summary.get(model, {}).get(mode)
-            if not c:
-                cells.append("—")
-            elif c["n"] == 1:  # no spread from a single seed
-                cells.append(f"{c['mean']:.2f} (n=1)")
-            else:
-                cells.append(f"{c['mean']:.2f} ± {c['std']:.2f} (n={c['n']})")
-        if paper:
-            cells += [f"{paper[model][m]:.2f}" for m in modes]
-        lines.append(f"| {model.upper()} | " + " | ".join(cells) + " |")
+    if rows:
+        lines += ["", *md_table(*run_rows(rows))]
     return "\n".join(lines) + "\n"
 
 
@@ -169,10 +221,18 @@ def ablate(
     doc = {
         "dataset": dataset,
         "command": command,
+        "models": list(models),
+        "modes": list(modes),
         "cells": rows,
         "summary": summary,
         "paper": PAPER.get(dataset),
     }
     atomic_write_json(out / "ablation.json", doc)
-    atomic_write_text(out / "ablation.md", markdown(summary, models, modes, dataset, command))
+    md = markdown(summary, models, modes, dataset, command, rows)
+    if any(r["mode"] in ("dynamic", "dynamic_slow") for r in rows):
+        from ddlvad.report.plots import plot_sigma_overlay
+
+        png = plot_sigma_overlay({cell_label(r): Path(r["run"]) for r in rows}, out / SIGMA_PNG)
+        md += f"\nsigma trajectories of the DDL cells: `{png.name}`\n"
+    atomic_write_text(out / "ablation.md", md)
     return doc

@@ -50,6 +50,35 @@ def plot_sigma_trajectory(sigma_csv: str | Path, out_png: str | Path) -> Path:
     return save_figure(fig, out_png)
 
 
+def plot_sigma_overlay(runs: dict[str, Path], out_png: str | Path) -> Path:
+    """Sigma per training step of several runs on one axis ({legend label: run dir}); runs
+    whose label differs only in its trailing seed ("... s1") share a colour. Runs without
+    sigma rows (no pseudo-anomalies) are left out; ValueError when none has any."""
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
+    colours: dict[str, str] = {}
+    drawn = 0
+    for label, run in runs.items():
+        path = Path(run) / SIGMA_CSV
+        steps, sigma = read_sigma(path)[1:] if path.exists() else ([], [])
+        if not steps or max(sigma) == min(sigma):  # nothing learned: SDL or no DDL
+            continue
+        group = label.rsplit(" s", 1)[0]
+        colour = colours.setdefault(group, f"C{len(colours) % 10}")
+        ax.plot(steps, sigma, lw=1.0, color=colour, label=label, alpha=0.85)
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        raise ValueError("no run with a learned sigma trajectory to plot")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("anomaly weight sigma(l)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(f"sigma trajectories of {drawn} runs", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, out_png)
+
+
 def plot_run_sigma(run_dir: str | Path, cfg: Config) -> Path | None:
     """A trained run's Figure 5, ``plots/sigma_trajectory.png``, drawn from its sigma.csv
     when the run learns sigma (``pseudo.mode`` dynamic) and has trained a step; else None.

@@ -103,6 +103,21 @@ class DDLNet(nn.Module):
         return y, X_A, self.model(X_A)
 
 
+def param_groups(net: DDLNet, lr: float, l_lr_scale: float) -> list[dict]:
+    """Adam's parameter groups: one (the authors' setting, Adam at ``lr`` on everything
+    including l) unless ``l_lr_scale`` != 1, when l gets its own group at ``lr * l_lr_scale``.
+    StepLR scales both groups alike, so the ratio holds for the whole run."""
+    if l_lr_scale == 1.0:
+        return [{"params": list(net.parameters())}]
+    l_params = list(net.creator.parameters())
+    ids = {id(p) for p in l_params}
+    rest = [p for p in net.parameters() if id(p) not in ids]
+    groups = [{"params": rest}]
+    if l_params:  # only the dynamic mode learns l
+        groups.append({"params": l_params, "lr": lr * l_lr_scale})
+    return groups
+
+
 def step_loss(
     net: nn.Module, creator: PseudoAnomalyCreator, batch: dict, cfg: Config, device: torch.device
 ) -> tuple[LossParts, int]:
@@ -165,7 +180,7 @@ def _setup(cfg: Config, ctx: DistContext, run_dir: Path, progress: bool, overwri
     net = DDLNet(model, creator, fast=tc.fast).to(ctx.device)
     net.ema = make_ema(model, tc.ema)  # before compile: the copy stays eager
     apply_speedups(model, tc)
-    opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
+    opt = torch.optim.Adam(param_groups(net, tc.lr, cfg.pseudo.l_lr_scale), lr=tc.lr)
     sched = torch.optim.lr_scheduler.StepLR(
         opt, step_size=max(1, int(tc.step_frac * tc.epochs)), gamma=tc.gamma
     )
