@@ -1,5 +1,6 @@
-"""The fast path (merged branches, stride-2 space-to-depth, the affine-in-sigma first layer)
-computes the reference path's forward and gradients, on every model variant."""
+"""The fast path (merged branches, stride-2 space-to-depth, the first convolution shared by
+the X and X_A passes) computes the reference path's forward and gradients, on every model
+variant."""
 
 import copy
 
@@ -30,7 +31,7 @@ def _step(net, X, M, A):
     net.zero_grad(set_to_none=True)
     y, X_A, ya = net(X, M, A)
     t = X.shape[2] // 2
-    parts = ddl_loss(X[:, :, t], y, X_A[:, :, t], ya, M[:, 0, t])
+    parts = ddl_loss(X[:, :, t], y, X_A[:, :, t], ya, M[:, 0, t], fast=net.fast)
     parts.total.backward()
     grads = {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
     return y.detach(), ya.detach(), parts.total.detach(), grads
@@ -48,6 +49,7 @@ def test_fast_path_equals_reference(name, C, kernels, final_kernel, mode):
     A = torch.rand(3, C, T, 32, 48, generator=g, dtype=torch.float64)
     M = torch.zeros(3, 1, T, 32, 48, dtype=torch.float64)
     M[0, :, :, 4:20, 8:30] = 1
+    M[1, :, -1, 26:32, 0:5] = 1  # in a corner, on one time step only
     M[2, :, :, 10:14, 30:40] = 1
     r, f = _step(ref, X, M, A), _step(fast, X, M, A)
     for a, b in zip(r[:3], f[:3], strict=True):
@@ -59,14 +61,30 @@ def test_fast_path_equals_reference(name, C, kernels, final_kernel, mode):
         torch.testing.assert_close(f[3][k], r[3][k], rtol=1e-8, atol=1e-12, msg=k)
 
 
-def test_reference_path_refuses_sD_and_switch_reaches_every_block():
+def test_reference_path_refuses_pair_and_switch_reaches_every_block():
     m = build_model("c3dsu", C=1, T=3, latent=16, kernels=(3, 5, 7))
     blocks = [b for b in m.modules() if isinstance(b, ConvBlock)]
     assert blocks and all(b.fast for b in blocks)
     set_fast_path(m, False)
     assert not any(b.fast for b in blocks)
     with pytest.raises(ValueError, match="fast path"):
-        m(torch.rand(1, 1, 3, 32, 32), sD=(torch.tensor(0.5), torch.rand(1, 1, 3, 32, 32)))
+        m.forward_pair(torch.rand(1, 1, 3, 32, 32), torch.tensor(0.5), torch.rand(1, 1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("box", [None, (0, 32, 0, 48), (5, 9, 40, 48), (0, 3, 0, 2)])
+def test_windowed_correction_equals_dense_convolution(box):
+    """z + s * conv(D), conv(D) run on windows around D's non-zero pixels, equals the dense
+    bias-free convolution: no box, a frame-sized box (the dense fallback), boxes at edges."""
+    torch.manual_seed(0)
+    block = ConvBlock(3, 4, kernels=(3, 5, 7), merge=True).double()
+    D = torch.zeros(4, 3, 32, 48, dtype=torch.float64)
+    if box:
+        y0, y1, x0, x1 = box
+        D[1, :, y0:y1, x0:x1] = torch.rand(3, y1 - y0, x1 - x0, dtype=torch.float64)
+    D[3, :, 12:20, 20:22] = 1.0
+    z, s = torch.rand(4, 12, 32, 48, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64)
+    want = z + s * block._mix(D, bias=False)
+    torch.testing.assert_close(block._plus_conv(z, s, D), want)
 
 
 def test_fast_and_reference_checkpoints_interchange():

@@ -86,3 +86,21 @@ def test_gradient_reaches_l_in_dynamic_mode_only(mode, expect_grad):
         assert params and params[0].grad is not None and float(params[0].grad.abs()) > 0
     else:
         assert params == []  # static sigma is a buffer: nothing for the optimiser to move
+
+
+def test_fast_pixel_dist_equals_vector_norm_with_zero_distances():
+    """Same values and gradients as torch.linalg.vector_norm, including pixels at distance
+    exactly 0 (gradient 0, not NaN)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    b0 = torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    b0[0, :, 1, 2] = a[0, :, 1, 2]  # a zero distance
+    out = {}
+    for fast in (True, False):
+        b = b0.clone().requires_grad_(True)
+        d = pixel_dist(a, b, fast)
+        (d * torch.arange(d.numel(), dtype=d.dtype).view_as(d)).sum().backward()
+        out[fast] = (d.detach(), b.grad)
+    torch.testing.assert_close(out[True][0], out[False][0])
+    torch.testing.assert_close(out[True][1], out[False][1])
+    assert float(out[True][0][0, 1, 2]) == 0.0 and torch.isfinite(out[True][1]).all()

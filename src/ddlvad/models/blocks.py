@@ -11,10 +11,12 @@ gradients to float rounding, with fewer, better-shaped kernels on a CPU:
   with the same weights viewed as (c_out, c, 2, 2), which skips the unshuffle copy.
 - activations and 2D weights are kept channels-last (NHWC) in memory: with 1 to 32 channels,
   oneDNN's NHWC kernels beat its channel-blocked ones (which pad channels to 8 or 16).
-- ``sD``: the first layer's input X = X0 + s * D is affine in a scalar s (the pseudo-anomaly
-  weight, eqs 1-2). The branch convolution is linear, so d(branches)/ds = conv(D) without
-  bias: the gradient to s needs a forward convolution of D instead of the gradient with
-  respect to the whole input, which is the costliest kernel of a training step at 1 channel.
+- ``forward_pair``: a DDL step runs the network on X and on X_A = X + s * D, where
+  D = M * (A - X) is zero outside the pseudo-anomaly boxes. The branch convolution is linear,
+  so the first block computes conv(X) once and conv(X_A) = conv(X) + s * conv(D), with
+  conv(D) run only on windows around the boxes. The weight gradient of conv(X), the costliest
+  kernel of a step at a few channels, then runs once, on the sum of both passes' gradients;
+  the gradient to s is <grad, conv(D)>.
 """
 
 from __future__ import annotations
@@ -57,24 +59,25 @@ class ConvBlock(nn.Module):
         self.act2 = nn.Identity() if last else nn.ReLU(inplace=True)
         self.decode, self.merge, self.fast = decode, merge, True
 
-    def forward(
-        self, x: torch.Tensor, sD: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> torch.Tensor:
-        """x: (B, c_in, H, W) -> (B, c_out, H/2, W/2) encode, (B, c_out, 2H, 2W) decode.
-
-        sD = (s, D): x is X0 + s * D with s a 0-dim tensor that carries grad; x itself must
-        not carry grad to s (pass its value detached). The output and every gradient equal
-        those of the block on the attached input.
-        """
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, c_in, H, W) -> (B, c_out, H/2, W/2) encode, (B, c_out, 2H, 2W) decode."""
         if not self.fast:
-            if sD is not None:
-                raise ValueError("sD needs the fast path (block.fast = True)")
             return self._forward_reference(x)
+        return self._finish(self._mix(x))
+
+    def forward_pair(
+        self, x: torch.Tensor, s: torch.Tensor, D: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(block(x), block(x + s * D)) on the fast path, the branch convolution of x run once
+        (see the module docstring). s: 0-dim (may carry grad); D: like x, zero outside boxes.
+        Each output has its own BatchNorm batch statistics, as two separate calls would."""
+        if not self.fast:
+            raise ValueError("forward_pair needs the fast path (block.fast = True)")
         z = self._mix(x)  # (B, n*branch, H, W)
-        if sD is not None:
-            s, D = sD
-            # value + 0: bit-identical to the plain output; gradient to s through conv(D)
-            z = z + (s - s.detach()) * self._mix(D, linear=True)
+        return self._finish(z), self._finish(self._plus_conv(z, s, D))
+
+    def _finish(self, z: torch.Tensor) -> torch.Tensor:
+        """Concatenated branch outputs -> BN + ReLU, resize, final conv (+ BN + ReLU)."""
         z = torch.relu_(self.bn1(z))
         return self.act2(self.bn2(self._resize_final(z)))
 
@@ -84,33 +87,79 @@ class ConvBlock(nn.Module):
         x = self.resize(x)  # encode: (B, 4n*c_out, H/2, W/2); decode: (B, n*c_out, 2H, 2W)
         return self.act2(self.bn2(self.final(x)))
 
-    def _mix(self, x: torch.Tensor, linear: bool = False) -> torch.Tensor:
-        """The concatenated branch outputs (B, n*branch, H, W). ``linear``: without bias and
-        with detached weights (the tangent conv(D) of the sD rule)."""
+    def _mix(self, x: torch.Tensor, bias: bool = True) -> torch.Tensor:
+        """The concatenated branch outputs (B, n*branch, H, W); ``bias=False``: the linear
+        part only (conv(D) of ``forward_pair``)."""
         if self.merge:
             k = max(c.kernel_size[0] for c in self.branches)
             w = torch.cat(
                 [F.pad(c.weight, [(k - c.kernel_size[0]) // 2] * 4) for c in self.branches]
             )
-            b = None if linear else torch.cat([c.bias for c in self.branches])
-            return F.conv2d(x, w.detach() if linear else w, b, padding=k // 2)
+            b = torch.cat([c.bias for c in self.branches]) if bias else None
+            return F.conv2d(x, w, b, padding=k // 2)
         outs = [
-            F.conv2d(
-                x,
-                c.weight.detach() if linear else c.weight,
-                None if linear else c.bias,
-                padding=c.padding,
-            )
+            F.conv2d(x, c.weight, c.bias if bias else None, padding=c.padding)
             for c in self.branches
         ]
         return torch.cat(outs, dim=1)
 
+    def _plus_conv(self, z: torch.Tensor, s: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+        """z + s * conv(D) (conv without bias), conv(D) computed only on one window per frame
+        that covers D's non-zero pixels plus the kernel's reach (it is zero elsewhere, as the
+        full convolution is). Windows share one size (the largest needed) and lie inside the
+        frame; outside its box D is zero, so a larger window is exact. The sum is one
+        out-of-place indexed add into z, so backward is a gather, not a copy per frame."""
+        N, _, H, W = D.shape
+        p = max(c.kernel_size[0] for c in self.branches) // 2
+        nz = D.detach().abs().amax(1) > 0  # (N, H, W)
+        rows, cols = nz.any(2), nz.any(1)  # (N, H), (N, W)
+        frames = rows.any(1).nonzero().flatten().tolist()
+        if not frames:
+            return z
+        spans = [(_span(rows[i], p, H), _span(cols[i], p, W)) for i in frames]
+        h = max(r1 - r0 for (r0, r1), _ in spans)
+        w = max(c1 - c0 for _, (c0, c1) in spans)
+        if h * w * len(frames) * 2 > N * H * W:  # big boxes: the dense convolution is cheaper
+            return z + s * self._mix(D, bias=False)
+        ys = [min(r0, H - h) for (r0, _), _ in spans]  # window origins, one per frame
+        xs = [min(c0, W - w) for _, (c0, _) in spans]
+        at = zip(frames, ys, xs, strict=True)
+        crops = torch.stack([D[i, :, y : y + h, x : x + w] for i, y, x in at])
+        conv = self._mix(crops.contiguous(memory_format=like_format(z)), bias=False)
+        # (F, c, h, w) -> one row of c values per window pixel, indexed into z as (N, H, W, c)
+        vals = (s * conv).permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        y0, x0 = torch.tensor(ys)[:, None, None], torch.tensor(xs)[:, None, None]
+        ni = torch.tensor(frames)[:, None, None].expand(-1, h, w).reshape(-1)
+        hi = (y0 + torch.arange(h)[None, :, None]).expand(-1, h, w).reshape(-1)
+        wi = (x0 + torch.arange(w)[None, None, :]).expand(-1, h, w).reshape(-1)
+        out = z.permute(0, 2, 3, 1).index_put((ni, hi, wi), vals, accumulate=True)
+        return out.permute(0, 3, 1, 2)
+
     def _resize_final(self, z: torch.Tensor) -> torch.Tensor:
         f = self.final
-        if self.decode or f.kernel_size != (1, 1):
+        if f.kernel_size != (1, 1):
             return f(self.resize(z))
+        if self.decode:  # depth-to-space, then 1x1: the 1x1 on each sub-pixel first (weight
+            # W kron I_4: channel c*4 + 2i + j holds sub-pixel (i, j)), then depth-to-space
+            # of c_out*4 channels, so the shuffle moves the narrow output, not the wide input
+            eye = torch.eye(4, dtype=f.weight.dtype, device=f.weight.device)
+            w = torch.kron(f.weight.flatten(1), eye)[..., None, None]
+            return self.resize(F.conv2d(z, w, f.bias.repeat_interleave(4)))
         c_out, c4 = f.weight.shape[:2]  # unshuffle channel c*4 + 2i + j == tap (c, i, j)
         return F.conv2d(z, f.weight.view(c_out, c4 // 4, 2, 2), f.bias, stride=2)
+
+
+def _span(any_: torch.Tensor, pad: int, size: int) -> tuple[int, int]:
+    """[first, last + 1) of the True entries of a 1-D mask, grown by ``pad``, clipped."""
+    idx = any_.nonzero().flatten()
+    return max(0, int(idx[0]) - pad), min(size, int(idx[-1]) + 1 + pad)
+
+
+def like_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when ``x`` (4-D) is laid out NHWC, else contiguous."""
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def set_fast_path(model: nn.Module, on: bool) -> nn.Module:

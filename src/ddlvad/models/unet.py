@@ -7,6 +7,7 @@ Both reconstruct the middle frame X^t of a clip X of shape (B, C, T, H, W) and r
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ddlvad.models.blocks import ConvBlock, set_fast_path, to_fast_layout
@@ -30,17 +31,25 @@ class Encoder(nn.Module):
             for i, (ci, co) in enumerate(zip(c_ins, w, strict=True))
         )
 
-    def forward(self, x: torch.Tensor, sD=None) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         # x: (N, C, H, W) -> [(N, w1, H/2, W/2), (N, w2, H/4), (N, w3, H/8), (N, w4, H/16)]
-        # sD: (s, D) with x = X0 + s * D (see ConvBlock); only the first block needs it.
-        x = to_fast_layout(x, self.blocks[0])
-        if sD is not None:
-            sD = (sD[0], to_fast_layout(sD[1], self.blocks[0]))
         feats = []
-        for i, block in enumerate(self.blocks):
-            x = block(x, sD) if i == 0 and sD is not None else block(x)
+        x = to_fast_layout(x, self.blocks[0])
+        for block in self.blocks:
+            x = block(x)
             feats.append(x)
         return feats
+
+    def forward_pair(self, x: torch.Tensor, s: torch.Tensor, D: torch.Tensor):
+        """Features of x and of x + s * D (the pseudo-anomaly pass), the first block's branch
+        convolution shared (``ConvBlock.forward_pair``); the fast path only."""
+        x, D = to_fast_layout(x, self.blocks[0]), to_fast_layout(D, self.blocks[0])
+        a, b = self.blocks[0].forward_pair(x, s, D)
+        fa, fb = [a], [b]
+        for block in self.blocks[1:]:
+            fa.append(block(fa[-1]))
+            fb.append(block(fb[-1]))
+        return fa, fb
 
 
 class Decoder(nn.Module):
@@ -51,7 +60,9 @@ class Decoder(nn.Module):
         self.up4 = ConvBlock(w4, w3, **kw)
         self.up3 = ConvBlock(2 * w3, w2, **kw)
         self.up2 = ConvBlock(2 * w2, w1, **kw)
-        self.up1 = ConvBlock(2 * w1, C, last=True, merge=True, **kw)  # 4*C-channel branches
+        # 4*C-channel branches: merged they ran faster at C = 1 (41 vs 51 ms fwd + bwd at
+        # the cpu preset's shape, 1 thread), separate at C = 3 (78 vs 111 ms)
+        self.up1 = ConvBlock(2 * w1, C, last=True, merge=C == 1, **kw)
 
     def forward(self, s1: torch.Tensor, s2: torch.Tensor, s3: torch.Tensor, s4: torch.Tensor):
         x = self.up4(s4)  # (B, w3, H/8, W/8)
@@ -81,19 +92,44 @@ class UNet(nn.Module):
         self.decoder = Decoder(C, latent, kernels, final_kernel)
         set_fast_path(self, True)  # the default; set_fast_path(model, False) for the reference
 
-    def forward(self, X: torch.Tensor, sD=None) -> torch.Tensor:
-        # X: (B, C, 1, H, W) -> (B, C, H, W); sD = (s, D): X = X0 + s * D, D like X
-        sD = None if sD is None else (sD[0], sD[1][:, :, 0])
-        return self.decoder(*self.encoder(X[:, :, 0], sD))
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        # X: (B, C, 1, H, W) -> (B, C, H, W)
+        return self.decoder(*self.encoder(X[:, :, 0]))
+
+    def forward_pair(self, X: torch.Tensor, s: torch.Tensor, D: torch.Tensor):
+        """(f(X), f(X + s * D)) for a DDL step, D like X (see ``Encoder.forward_pair``)."""
+        fa, fb = self.encoder.forward_pair(X[:, :, 0], s, D[:, :, 0])
+        return self.decoder(*fa), self.decoder(*fb)
 
 
 def skip_head(skips: nn.ModuleList, decoder: Decoder, feats: tuple[torch.Tensor, ...]):
     """C3DSU after its encoder: per-level features (B, c, T, h, w) -> (B, C, H, W). Each
     level's Conv3D skip keeps only the middle time step t = T // 2, then the decoder runs.
     Shared by ``C3DSU.head`` and the stream engine's ``StreamHead`` (features cached per
-    frame)."""
-    s = [conv(f)[:, :, 0] for f, conv in zip(feats, skips, strict=True)]
+    frame). The decoder's blocks carry the model's path (``set_fast_path``)."""
+    fast = decoder.up4.fast
+    s = [skip_middle(conv, f, fast) for f, conv in zip(feats, skips, strict=True)]
     return decoder(*s)  # each skip (B, c, h, w): the middle step only
+
+
+def skip_middle(conv: nn.Conv3d, f: torch.Tensor, fast: bool) -> torch.Tensor:
+    """The single output step of a Conv3D skip whose kernel spans the whole clip (no temporal
+    padding): f (B, c, T, h, w) -> (B, c_out, h, w). ``fast``: the same sums as one 2D
+    convolution over T*c channels (frame t's channel i at t*c + i), on channels-last
+    memory, which oneDNN runs faster than its 3D kernel at these shapes."""
+    if not fast:
+        return conv(f)[:, :, 0]
+    B, c, T, h, w = f.shape
+    # (B, h, w, T, c) in memory, viewed as the NCHW-shaped (B, T*c, h, w): channels-last
+    x = f.permute(0, 3, 4, 2, 1).reshape(B, h, w, T * c).permute(0, 3, 1, 2)
+    weight = conv.weight.transpose(1, 2).reshape(conv.out_channels, T * c, *conv.kernel_size[1:])
+    return F.conv2d(x, weight, conv.bias, padding=conv.padding[1:])
+
+
+def _frames(X: torch.Tensor) -> torch.Tensor:
+    """Clips (B, C, T, H, W) -> frames (B*T, C, H, W), for the per-frame 2D encoder."""
+    B, C, T, H, W = X.shape
+    return X.transpose(1, 2).reshape(B * T, C, H, W)
 
 
 class C3DSU(nn.Module):
@@ -123,18 +159,21 @@ class C3DSU(nn.Module):
         )
         set_fast_path(self, True)  # the default; set_fast_path(model, False) for the reference
 
-    def forward(self, X: torch.Tensor, sD=None) -> torch.Tensor:
-        """X: (B, C, T, H, W) -> (B, C, H, W). sD = (s, D): X = X0 + s * D with D like X and
-        X passed without grad to s; gradients to s then skip the input gradient (ConvBlock)."""
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """X: (B, C, T, H, W) -> (B, C, H, W)."""
         B, C, T, H, W = X.shape
-        x = X.transpose(1, 2).reshape(B * T, C, H, W)  # (B*T, C, H, W): frames through 2D
-        if sD is not None:
-            sD = (sD[0], sD[1].transpose(1, 2).reshape(B * T, C, H, W))
-        feats = []
-        for feat in self.encoder(x, sD):
-            _, c, h, w = feat.shape
-            feats.append(feat.reshape(B, T, c, h, w).transpose(1, 2))  # (B, c, T, h, w)
-        return self.head(*feats)
+        return self.head(*self._clips(self.encoder(_frames(X)), B, T))
+
+    def forward_pair(self, X: torch.Tensor, s: torch.Tensor, D: torch.Tensor):
+        """(f(X), f(X + s * D)) for a DDL step, D like X (see ``Encoder.forward_pair``)."""
+        B, _, T = X.shape[:3]
+        fa, fb = self.encoder.forward_pair(_frames(X), s, _frames(D))
+        return self.head(*self._clips(fa, B, T)), self.head(*self._clips(fb, B, T))
+
+    @staticmethod
+    def _clips(feats: list[torch.Tensor], B: int, T: int) -> list[torch.Tensor]:
+        """Per-frame features (B*T, c, h, w) -> per-clip (B, c, T, h, w)."""
+        return [f.reshape(B, T, *f.shape[1:]).transpose(1, 2) for f in feats]
 
     def head(self, *feats: torch.Tensor) -> torch.Tensor:
         """Per-level encoder features (B, c, T, h, w) -> (B, C, H, W): Conv3D skips, then

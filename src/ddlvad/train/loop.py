@@ -91,16 +91,16 @@ class DDLNet(nn.Module):
         self, X: torch.Tensor, M: torch.Tensor | None = None, A: torch.Tensor | None = None
     ):
         """X, A: (B, C, T, H, W); M: (B, 1, T, H, W) -> f(X), X_A, f(X_A) (None without M)."""
-        y = self.model(X)
         if M is None:
-            return y, None, None
+            return self.model(X), None, None
         A = torch.rand_like(X) if A is None else A
         X_A = self.creator(X, M, A)  # eqs (1)-(2)
-        if self.fast and self.creator.mode == "dynamic" and torch.is_grad_enabled():
-            # X_A = X + s * M * (A - X) is affine in s: f's first layer takes the gradient to
-            # l through that line instead of the full input gradient (same maths, faster).
-            return y, X_A, self.model(X_A.detach(), sD=(self.creator.sigma(), M * (A - X)))
-        return y, X_A, self.model(X_A)
+        if self.fast and torch.is_grad_enabled():
+            # X_A = X + s * M * (A - X): the two passes share f's first convolution
+            # (ConvBlock.forward_pair; same maths, faster)
+            y, ya = self.model.forward_pair(X, self.creator.sigma(), M * (A - X))
+            return y, X_A, ya
+        return self.model(X), X_A, self.model(X_A)
 
 
 def param_groups(net: DDLNet, lr: float, l_lr_scale: float) -> list[dict]:
@@ -133,9 +133,11 @@ def step_loss(
         y, X_A, ya = net(X, M, A)
     y, ya = y.float(), (ya.float() if ya is not None else None)
     if not use:
-        return ddl_loss(x_t, y), 0
-    lc = cfg.loss
-    parts = ddl_loss(x_t, y, X_A[:, :, t], ya, M[:, 0, t], lam=lc.lam, eps=lc.eps, norm=lc.norm)
+        return ddl_loss(x_t, y, fast=cfg.train.fast), 0
+    lc, fast = cfg.loss, cfg.train.fast
+    parts = ddl_loss(
+        x_t, y, X_A[:, :, t], ya, M[:, 0, t], lam=lc.lam, eps=lc.eps, norm=lc.norm, fast=fast
+    )
     return parts, masked
 
 

@@ -30,15 +30,24 @@ class LossParts:
     N: torch.Tensor
 
 
-def pixel_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) x2 -> (B, H, W): ||a - b||_2 over channels / sqrt(C)."""
+def pixel_dist(a: torch.Tensor, b: torch.Tensor, fast: bool = True) -> torch.Tensor:
+    """(B, C, H, W) x2 -> (B, H, W): ||a - b||_2 over channels / sqrt(C).
+
+    ``fast``: sqrt of the summed squares, with the gradient at a zero distance set to 0 as
+    ``torch.linalg.vector_norm`` (the reference, ``fast=False``) does; same values, about
+    10x less time on CPU over a few channels."""
     C = a.shape[1]
-    return torch.linalg.vector_norm(a - b, dim=1) / C**0.5
+    if not fast:
+        return torch.linalg.vector_norm(a - b, dim=1) / C**0.5
+    d = a - b
+    sq = (d * d).sum(1)  # (B, H, W)
+    pos = sq > 0  # sqrt'(0) is infinite: zero distances take the constant branch
+    return torch.where(pos, torch.where(pos, sq, 1.0).sqrt(), 0.0) / C**0.5
 
 
-def recon_loss(x_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def recon_loss(x_t: torch.Tensor, y: torch.Tensor, fast: bool = True) -> torch.Tensor:
     """Eq (4): mean over pixels of the per-pixel distance between X^t and f(X)."""
-    return pixel_dist(x_t, y).mean()
+    return pixel_dist(x_t, y, fast).mean()
 
 
 def distinction_terms(
@@ -49,6 +58,7 @@ def distinction_terms(
     *,
     eps: float = 1e-6,
     norm: str = "region",
+    fast: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eqs (5)-(7) per clip.
 
@@ -59,8 +69,8 @@ def distinction_terms(
     """
     if norm not in NORMS:
         raise ValueError(f"loss norm must be one of {NORMS}, got {norm!r}")
-    p = pixel_dist(x_t, ya) * m_t  # (B, H, W): toward the normal frame
-    n = pixel_dist(xa_t, ya) * m_t  # (B, H, W): from the anomalous input
+    p = pixel_dist(x_t, ya, fast) * m_t  # (B, H, W): toward the normal frame
+    n = pixel_dist(xa_t, ya, fast) * m_t  # (B, H, W): from the anomalous input
     if norm == "region":
         P = torch.sqrt((p**2).flatten(1).sum(1))  # (B,) region L2 norm
         N = torch.sqrt((n**2).flatten(1).sum(1))
@@ -80,15 +90,19 @@ def ddl_loss(
     lam: float = 1e-2,
     eps: float = 1e-6,
     norm: str = "region",
+    fast: bool = True,
 ) -> LossParts:
-    """Eq (3): L = L_recon + lambda * L_dist. Without pseudo-anomalies, L = L_recon."""
-    recon = recon_loss(x_t, y)
+    """Eq (3): L = L_recon + lambda * L_dist. Without pseudo-anomalies, L = L_recon.
+    ``fast``: see ``pixel_dist``."""
+    recon = recon_loss(x_t, y, fast)
     zero = recon.new_zeros(())
     if xa_t is None or ya is None or m_t is None:
         return LossParts(recon, recon, zero, zero, zero)
     has = m_t.flatten(1).any(1)
     if not bool(has.any()):
         return LossParts(recon, recon, zero, zero, zero)
-    ratio, P, N = distinction_terms(x_t[has], xa_t[has], ya[has], m_t[has], eps=eps, norm=norm)
+    ratio, P, N = distinction_terms(
+        x_t[has], xa_t[has], ya[has], m_t[has], eps=eps, norm=norm, fast=fast
+    )
     dist = ratio.mean()
     return LossParts(recon + lam * dist, recon, dist, P.mean(), N.mean())
