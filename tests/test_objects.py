@@ -158,3 +158,30 @@ def test_authors_json_and_bad_mot(scene, tmp_path):
     (tmp_path / "far.txt").write_text("99,1,1,1,5,5,1\n")
     with pytest.raises(SourceError, match="frame 99 outside 1..10"):
         read_mot(tmp_path / "far.txt", 10, (96, 128))
+
+
+def test_proposals_at_a_larger_scale(scene, tmp_path):
+    """objects.scale runs bgsub + tracking on frames k times the working size (read from the
+    frame cache at that size) and keeps its own tracks cache; normalised boxes match the true
+    objects better than proposals on the small frames."""
+    from ddlvad.data.layouts import load_dataset
+    from ddlvad.data.loading import load_videos
+    from ddlvad.objects.store import train_tracks
+    from tests.conftest import tiny_config
+
+    root, _, true = scene
+    recs = load_dataset(root).train
+    recall, paths = {}, {}
+    for k in (1, 3):
+        cfg = tiny_config(root, tmp_path / "cache")
+        cfg.objects.scale = k
+        videos = load_videos(recs, cfg, progress=False)  # the working size, 32x32
+        tracks, _, paths[k] = train_tracks(recs, videos, cfg, progress=False)
+        boxes = [
+            np.asarray(list(tracks["01"].get(f, {}).values()), float).reshape(-1, 4)
+            for f in range(len(true["01"]))
+        ]
+        recall[k] = proposal_recall(true["01"], boxes)
+    assert paths[1] != paths[3]  # one cache per scale
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 4  # 2 videos at 32x32 and 96x96
+    assert recall[3] > recall[1] + 0.1, recall

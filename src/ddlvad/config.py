@@ -56,6 +56,7 @@ class ObjectsConfig:
     max_area: float = 0.25
     diff_threshold: int = 25  # gray levels above the temporal-median background
     iou_threshold: float = 0.3
+    scale: int = 1  # bgsub proposals + tracking on frames this many times the working size
 
 
 @dataclass

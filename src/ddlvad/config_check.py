@@ -79,6 +79,7 @@ RULES: list[Rule] = [
     ),
     ("objects.diff_threshold", lambda v, c: _int_at_least(0)(v, c) and v <= 255, "0..255"),
     ("objects.iou_threshold", _in_range(0, 1), "a number in [0, 1]"),
+    ("objects.scale", lambda v, c: _int_at_least(1)(v, c) and v <= 8, "an integer in [1, 8]"),
     ("pseudo.mode", _one_of("none", "static", "dynamic"), "none, static or dynamic"),
     ("pseudo.sigma", _in_range(0, 1), "a weight in [0, 1]"),
     ("pseudo.l_init", lambda v, c: _num(v), "a finite number"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -13,7 +14,7 @@ from tqdm import tqdm
 
 from ddlvad.config import Config, ObjectsConfig
 from ddlvad.data.layouts import VideoRecord
-from ddlvad.data.loading import fingerprints, frame_cache
+from ddlvad.data.loading import fingerprints, frame_cache, load_videos
 from ddlvad.io import atomic_write_json
 from ddlvad.objects.detections import FrameDets, load_detections, source_fingerprint
 from ddlvad.objects.masks import Tracks
@@ -143,11 +144,28 @@ def track_stats(tracks: Tracks) -> dict[str, float]:
 def train_tracks(
     records: list[VideoRecord], videos: dict[str, np.ndarray], cfg: Config, progress: bool = True
 ) -> tuple[Tracks, dict, Path]:
-    """Tracks over the training videos, cached beside the frames and rebuilt on any change."""
+    """Tracks over the training videos, cached beside the frames and rebuilt on any change.
+
+    With ``objects.scale`` > 1 the background-subtraction proposals and the tracker see the
+    frames at that multiple of the working size (gray, from the frame cache), so that small
+    and distant objects keep enough pixels; boxes are normalised, so they apply unchanged at
+    the working size."""
     folder = frame_cache(cfg, False).dir / "tracks"
-    fps = fingerprints(records, cfg)
     dets = None
     if cfg.objects.proposer != "bgsub":
         dets = load_detections(cfg.objects.proposer, cfg.objects.detections, records)
+    elif cfg.objects.scale != 1:
+        cfg = proposal_config(cfg)
+        videos = load_videos(records, cfg, progress)
+    fps = fingerprints(records, cfg)
+    if dets is not None:
         fps["__detections__"] = source_fingerprint(cfg.objects.detections)
     return build_tracks(videos, cfg.objects, folder, fps, detections=dets, progress=progress)
+
+
+def proposal_config(cfg: Config) -> Config:
+    """``cfg`` with the frame size multiplied by ``objects.scale`` and one (gray) channel."""
+    out = copy.deepcopy(cfg)
+    k = cfg.objects.scale
+    out.data.height, out.data.width, out.data.channels = k * cfg.data.height, k * cfg.data.width, 1
+    return out
