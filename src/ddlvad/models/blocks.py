@@ -131,10 +131,12 @@ class ConvBlock(nn.Module):
         conv = self._mix(crops.contiguous(memory_format=like_format(z)), bias=False)
         # (F, c, h, w) -> one row of c values per window pixel, indexed into z as (N, H, W, c)
         vals = (s * conv).permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        y0, x0 = torch.tensor(ys)[:, None, None], torch.tensor(xs)[:, None, None]
-        ni = torch.tensor(frames)[:, None, None].expand(-1, h, w).reshape(-1)
-        hi = (y0 + torch.arange(h)[None, :, None]).expand(-1, h, w).reshape(-1)
-        wi = (x0 + torch.arange(w)[None, None, :]).expand(-1, h, w).reshape(-1)
+        dev = z.device
+        y0 = torch.tensor(ys, device=dev)[:, None, None]
+        x0 = torch.tensor(xs, device=dev)[:, None, None]
+        ni = torch.tensor(frames, device=dev)[:, None, None].expand(-1, h, w).reshape(-1)
+        hi = (y0 + torch.arange(h, device=dev)[None, :, None]).expand(-1, h, w).reshape(-1)
+        wi = (x0 + torch.arange(w, device=dev)[None, None, :]).expand(-1, h, w).reshape(-1)
         out = z.permute(0, 2, 3, 1).index_put((ni, hi, wi), vals, accumulate=True)
         return out.permute(0, 3, 1, 2)
 
