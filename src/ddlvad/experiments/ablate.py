@@ -20,6 +20,7 @@ from ddlvad.config import Config, apply_overrides
 from ddlvad.io import atomic_write_json, atomic_write_text
 from ddlvad.rundir import METRICS, TRAIN_SUMMARY
 
+ABLATION_JSON = "ablation.json"
 SIGMA_PNG = "ablation_sigma.png"
 MODELS = ("unet", "c3dsu")
 MODES = ("none", "static", "dynamic")  # the paper's three columns, the default grid
@@ -163,9 +164,20 @@ def run_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
         sig = "—" if r.get("sigma") is None else f"{r['sigma']:.3f}"
         mins = "—" if r.get("seconds") is None else f"{r['seconds'] / 60:.1f}"
         name = f"{r['model']} {MODE_NAMES[r['mode']]}"
-        out.append([name, str(r["seed"]), f"{100 * r['auc']:.2f}"])
-        out[-1] += [f"{100 * r['auc_macro']:.2f}", sig, mins]
+        out.append([name, str(r["seed"]), f"{100 * r['auc']:.2f}", f"{100 * r['auc_macro']:.2f}"])
+        out[-1] += [sig, mins]
     return header, out
+
+
+def sigma_overlay(out: Path, rows: list[dict]) -> Path | None:
+    """``out``/ablation_sigma.png: the learned-sigma runs among ``rows`` on one axis; None
+    (nothing written) while no finished run has a sigma trajectory."""
+    from ddlvad.report.plots import plot_sigma_overlay
+
+    try:
+        return plot_sigma_overlay({cell_label(r): Path(r["run"]) for r in rows}, out / SIGMA_PNG)
+    except ValueError:  # no learned-sigma run yet
+        return None
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -227,12 +239,9 @@ def ablate(
         "summary": summary,
         "paper": PAPER.get(dataset),
     }
-    atomic_write_json(out / "ablation.json", doc)
+    atomic_write_json(out / ABLATION_JSON, doc)
     md = markdown(summary, models, modes, dataset, command, rows)
-    if any(r["mode"] in ("dynamic", "dynamic_slow") for r in rows):
-        from ddlvad.report.plots import plot_sigma_overlay
-
-        png = plot_sigma_overlay({cell_label(r): Path(r["run"]) for r in rows}, out / SIGMA_PNG)
+    if png := sigma_overlay(out, rows):
         md += f"\nsigma trajectories of the DDL cells: `{png.name}`\n"
     atomic_write_text(out / "ablation.md", md)
     return doc

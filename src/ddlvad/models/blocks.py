@@ -122,7 +122,7 @@ class ConvBlock(nn.Module):
         spans = [(_span(rows[i], p, H), _span(cols[i], p, W)) for i in frames]
         h = max(r1 - r0 for (r0, r1), _ in spans)
         w = max(c1 - c0 for _, (c0, c1) in spans)
-        if h * w * len(frames) * 2 > N * H * W:  # big boxes: the dense convolution is cheaper
+        if h * w * len(frames) * 2 > N * H * W:  # windows over half the area: go dense
             return z + s * self._mix(D, bias=False)
         ys = [min(r0, H - h) for (r0, _), _ in spans]  # window origins, one per frame
         xs = [min(c0, W - w) for _, (c0, _) in spans]

@@ -8,13 +8,10 @@ import html
 import json
 from pathlib import Path
 
-from ddlvad.experiments.ablate import SIGMA_PNG, cell_label, grid_rows, run_rows
+from ddlvad.experiments.ablate import ABLATION_JSON, grid_rows, run_rows, sigma_overlay
 from ddlvad.io import atomic_write_text
 from ddlvad.report.page import img_tag, page
-from ddlvad.report.plots import plot_sigma_overlay
 from ddlvad.rundir import REPORT
-
-ABLATION_JSON = "ablation.json"
 
 
 def html_table(header: list[str], rows: list[list[str]]) -> str:
@@ -47,9 +44,10 @@ def build_grid_report(out: str | Path) -> Path:
         html_table(*run_rows(rows)),
         "<h2>Sigma trajectories</h2>",
     ]
-    try:
-        png = plot_sigma_overlay({cell_label(r): Path(r["run"]) for r in rows}, out / SIGMA_PNG)
-        parts.append(img_tag(png, "sigma trajectories"))
-    except ValueError as e:  # no DDL cell finished yet
-        parts.append(f'<p class="note">{html.escape(str(e))}</p>')
+    png = sigma_overlay(out, rows)
+    parts.append(
+        img_tag(png, "sigma trajectories")
+        if png
+        else '<p class="note">no finished run with a learned sigma yet</p>'
+    )
     return atomic_write_text(out / REPORT, page(f"ablation {out.name}", parts))
