@@ -63,6 +63,13 @@ def test_grid_report_needs_ablation_json(tmp_path):
         build_grid_report(tmp_path)
 
 
+def test_grid_report_refuses_single_run_options(tmp_path, capsys):
+    from ddlvad.cli import main
+
+    code = main(["report", "--ablation", str(tmp_path), "--compare", str(tmp_path / "other")])
+    assert code == 2 and "--compare is for a single run's report" in capsys.readouterr().err
+
+
 def test_summary_mean_std():
     rows = [{"model": "c3dsu", "mode": "dynamic", "auc": a} for a in (0.8, 0.9, 1.0)]
     s = summarise(rows)["c3dsu"]["dynamic"]

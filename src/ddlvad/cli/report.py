@@ -33,6 +33,14 @@ def run(args: argparse.Namespace) -> int:
     if args.ablation:
         from ddlvad.report.grid import build_grid_report
 
+        ignored = [f for f, v in (("--compare", args.compare), ("--frames", args.frames)) if v]
+        if ignored:
+            raise ValueError(
+                f"{args.ablation}: {' and '.join(ignored)} "
+                f"{'are' if len(ignored) > 1 else 'is'} for a single run's report "
+                f"(--run/--model), not for --ablation"
+            )
+
         print(f"wrote {build_grid_report(args.ablation)}")
         return 0
     from ddlvad.report.page import build_report, parse_frames
