@@ -45,7 +45,7 @@ from ddlvad.infer.detector import Detector
 from ddlvad.models.blocks import set_fast_path
 from ddlvad.rundir import ONNX_FILE, ONNX_STREAM_FILES, build_modules
 
-BATCHES = {"cpu": (1, 16), "paper": (1, 2), "demo": (1, 16), "tiny": (1, 8)}
+BATCHES = {"cpu": (1, 16), "cpu-fast": (1, 16), "paper": (1, 2), "demo": (1, 16), "tiny": (1, 8)}
 
 
 def _field(name: str, text: str) -> str | None:
