@@ -48,6 +48,11 @@ from ddlvad.rundir import ONNX_FILE, ONNX_STREAM_FILES, build_modules
 BATCHES = {"cpu": (1, 16), "cpu-fast": (1, 16), "paper": (1, 2), "demo": (1, 16), "tiny": (1, 8)}
 
 
+def batches(preset: str) -> tuple[int, ...]:
+    """Batch sizes measured for a preset; (1, 8) for presets not listed (cpu-legacy, files)."""
+    return BATCHES.get(preset, (1, 8))
+
+
 def _field(name: str, text: str) -> str | None:
     m = re.search(rf"^{name}\s*:\s*(.+)$", text, re.M)
     return m.group(1).strip() if m else None
@@ -209,7 +214,7 @@ def bench_preset(name: str, args, peak: float) -> None:
     last: dict[str, float] = {}  # variant -> seconds per frame at the last batch measured
     with tempfile.TemporaryDirectory() as tmp:
         onnx_dir = None if args.no_onnx else export_tmp(model, cfg, tmp)
-        for B in BATCHES.get(name, (1, 8)):
+        for B in batches(name):
             for variant, (fn, f) in engines(model, cfg, B, onnx_dir).items():
                 if not _too_slow(variant, last, args.max_call, B):
                     _row(variant, B, fn, f, last, args.budget, peak)
@@ -260,7 +265,7 @@ def _worker(preset: str, frames: int, budget: float, onnx: bool, barrier, queue)
     model = build_modules(cfg)[0].eval()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_dir = export_tmp(model, cfg, tmp) if onnx else None
-        rows = predict_rows(model, cfg, BATCHES[preset][-1], frames, onnx_dir)
+        rows = predict_rows(model, cfg, batches(preset)[-1], frames, onnx_dir)
         barrier.wait()  # every process measures at the same time
         queue.put({k: frames / measure(fn, budget)[0] for k, fn in rows.items() if "stream" in k})
 
@@ -277,7 +282,7 @@ def bench_parallel(preset: str, workers: int, args) -> None:
     res = [queue.get() for _ in procs]
     for pr in procs:
         pr.join()
-    B = BATCHES[preset][-1]
+    B = batches(preset)[-1]
     print(f"\n== {workers} processes x 1 thread at once, preset {preset}, batch {B} ==")
     for k in res[0]:
         each = ", ".join(f"{r[k]:.1f}" for r in res)
