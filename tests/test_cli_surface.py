@@ -69,6 +69,16 @@ def test_preset_help_lists_every_preset_file(capsys):
     assert all(len(line.split()) > 3 for line in text.strip().splitlines())  # a description
 
 
+@pytest.mark.parametrize("name", ["paper", "cpu", "cpu-fast", "cpu-legacy"])
+def test_real_data_presets_keep_the_papers_16_px_patch_at_256(name):
+    """Patch and working size move together: a preset resized without its patch lost 5 to 21
+    Ped2 AUC points (README, Scoring protocol)."""
+    from ddlvad.config import load_preset
+
+    cfg = load_preset(name)
+    assert cfg.score.patch * 256 == 16 * cfg.data.height, (name, cfg.score.patch, cfg.data.height)
+
+
 def test_cli_choices_match_the_detector():
     from ddlvad import infer as detector
     from ddlvad.infer.detector import ENGINES
