@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ddlvad.cli.common import add_data, build_config
-from ddlvad.experiments.ablate import ALL_MODES, MODELS, MODES
+from ddlvad.experiments.ablate import ALL_MODES, MODELS, MODES, parse_shard
 
 HELP = "the paper's models x modes grid, with seeds"
 
@@ -29,6 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="instead of the grid: YAML of named overrides (cell: {train.lr: 0.001}) x seeds; "
         "writes sweep.md, sweep.json, sweep.png",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only every N-th cell from the I-th (0-based), seed-major, e.g. 0/2 and 1/2 "
+        "in two processes or on two machines sharing --out; each writes the table of all "
+        "finished cells",
     )
     p.add_argument(
         "--collect-only",
@@ -54,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         "command": "ddlvad " + " ".join(sys.argv[1:]),
         "progress": not args.quiet,
         "train": not args.collect_only,
+        "shard": parse_shard(args.shard) if args.shard else None,
     }
     if args.sweep:
         from ddlvad.experiments.sweep import sweep

@@ -203,13 +203,34 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def run_grid(base: Config, out: Path, seeds: int, models, modes, progress: bool) -> None:
-    """Train and test every missing cell, seed-major: a partial grid covers every cell once."""
-    for seed in range(seeds):
-        for model in models:
-            for mode in modes:
-                cfg = cell_config(base, model, mode, seed)
-                run_cell(cfg, out / cfg.name, progress)
+Shard = tuple[int, int]  # (i, n): this process runs cells i, i + n, i + 2n, ... of the order
+
+
+def parse_shard(text: str) -> Shard:
+    """ "I/N" -> (I, N), with 0 <= I < N; ValueError naming the expected form otherwise."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/2") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {text!r}: expected 0 <= I < N")
+    return i, n
+
+
+def sharded(items: list, shard: Shard | None) -> list:
+    """The items of ``shard`` (every N-th from the I-th), all of them when ``shard`` is None."""
+    return items if shard is None else items[shard[0] :: shard[1]]
+
+
+def run_grid(
+    base: Config, out: Path, seeds: int, models, modes, progress: bool, shard: Shard | None = None
+) -> None:
+    """Train and test every missing cell (of ``shard`` only, if given), seed-major: a partial
+    grid covers every cell once."""
+    cells = list(itertools.product(range(seeds), models, modes))
+    for seed, model, mode in sharded(cells, shard):
+        cfg = cell_config(base, model, mode, seed)
+        run_cell(cfg, out / cfg.name, progress)
 
 
 def ablate(
@@ -223,11 +244,13 @@ def ablate(
     command: str = "",
     progress: bool = True,
     train: bool = True,
+    shard: Shard | None = None,
 ) -> dict:
-    """Run the grid (unless ``train`` is False) and write the table of its finished cells."""
+    """Run the grid (unless ``train`` is False; only ``shard``'s cells if given) and write
+    the table of its finished cells, whichever process finished them."""
     out.mkdir(parents=True, exist_ok=True)
     if train:
-        run_grid(base, out, seeds, models, modes, progress)
+        run_grid(base, out, seeds, models, modes, progress, shard)
     rows = collect(out, models, modes, seeds)
     summary = summarise(rows)
     doc = {

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from ddlvad.config import Config, apply_overrides
-from ddlvad.experiments.ablate import finished_cells, run_cell
+from ddlvad.experiments.ablate import Shard, finished_cells, run_cell, sharded
 from ddlvad.io import atomic_write_json, atomic_write_text
 
 METRICS = ("frame_auc_micro", "frame_auc_micro_normalized", "frame_auc_macro")
@@ -56,11 +56,14 @@ def cell_config(base: Config, name: str, overrides: dict[str, str], seed: int) -
     return cfg.validate(f"sweep cell {name}")
 
 
-def run_sweep(base: Config, cells: dict, out: Path, seeds: int, progress: bool) -> None:
-    for seed in range(seeds):
-        for name, over in cells.items():
-            cfg = cell_config(base, name, over, seed)
-            run_cell(cfg, out / cfg.name, progress)
+def run_sweep(
+    base: Config, cells: dict, out: Path, seeds: int, progress: bool, shard: Shard | None = None
+) -> None:
+    """Train and test the missing runs (of ``shard`` only, if given), seed-major."""
+    runs = [(seed, name) for seed in range(seeds) for name in cells]
+    for seed, name in sharded(runs, shard):
+        cfg = cell_config(base, name, cells[name], seed)
+        run_cell(cfg, out / cfg.name, progress)
 
 
 def collect(out: Path, cells: dict, seeds: int) -> list[dict[str, Any]]:
@@ -154,14 +157,16 @@ def sweep(
     command: str,
     progress: bool = True,
     train: bool = True,
+    shard: Shard | None = None,
 ) -> dict:
-    """Run the missing cells (unless ``train`` is False); write sweep.md/json/png."""
+    """Run the missing cells (unless ``train`` is False; only ``shard``'s if given); write
+    sweep.md/json/png from every finished cell."""
     cells = read_sweep(sweep_file)
     for name, over in cells.items():  # every cell's overrides must apply before any training
         cell_config(base, name, over, 0)
     out.mkdir(parents=True, exist_ok=True)
     if train:
-        run_sweep(base, cells, out, seeds, progress)
+        run_sweep(base, cells, out, seeds, progress, shard)
     rows = collect(out, cells, seeds)
     summary = summarise(rows, cells)
     doc = {"command": command, "cells": rows, "summary": summary}
