@@ -1,5 +1,7 @@
 import math
+import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,3 +106,25 @@ def test_fast_pixel_dist_equals_vector_norm_with_zero_distances():
     torch.testing.assert_close(out[True][0], out[False][0])
     torch.testing.assert_close(out[True][1], out[False][1])
     assert float(out[True][0][0, 1, 2]) == 0.0 and torch.isfinite(out[True][1]).all()
+
+
+def test_sigma_landscape_probe_blends_the_runs_masks_at_each_strength(trained_run, tmp_path):
+    """bench/sigma_landscape.py: P, N and the ratio at every s of its grid; N (distance from
+    the anomalous input) grows with s because the blend moves X_A away from X inside the mask,
+    which an unmasked or unblended probe would not show."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "bench" / "sigma_landscape.py"
+    spec = importlib.util.spec_from_file_location("sigma_landscape", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = tmp_path / "run"  # the tiny scene has no tracks: random boxes, as its ablation tests
+    shutil.copytree(trained_run, run)
+    cfg = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(cfg.replace("no_track: skip", "no_track: random"))
+    r = mod.probe(run, 1, "batch")
+    assert r["mode"] == "dynamic" and len(r["ratio"]) == len(r["N"]) == len(mod.GRID)
+    assert all(np.isfinite(r["ratio"])) and r["argmin_s"] in mod.GRID
+    assert r["N"][-1] > 2 * r["N"][0] > 0
+    assert mod.elasticity([0.1, 0.2, 0.4], [1.0, 4.0, 16.0], 0.2) == pytest.approx(2.0)
