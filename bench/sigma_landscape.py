@@ -35,8 +35,8 @@ GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 0.97)
 
 
 def probe_batches(cfg, n: int) -> list[dict[str, torch.Tensor]]:
-    """``n`` batches of masked training clips, drawn in order from clips spread evenly over
-    the training set (clips without a mask are passed over)."""
+    """``n`` batches of training clips whose middle frame carries a mask (the clips eq. 7 is
+    taken over), drawn in order from clips spread evenly over the training set."""
     cfg.pseudo.mode = "static"  # masks and noise as any pseudo-anomaly run draws them
     clips, _ = make_clips(cfg, progress=False)
     clips.set_epoch(0)
@@ -44,7 +44,7 @@ def probe_batches(cfg, n: int) -> list[dict[str, torch.Tensor]]:
     items = []
     for i in np.linspace(0, len(clips) - 1, min(len(clips), 4 * n * B)).astype(int):
         it = clips[int(i)]
-        if it["M"].any():
+        if it["M"][0, it["M"].shape[1] // 2].any():  # (1, T, H, W): the middle frame's mask
             items.append(it)
     if not items:
         raise ValueError(f"{cfg.data.root}: no training clip carries a pseudo-anomaly mask")
