@@ -207,7 +207,7 @@ Shard = tuple[int, int]  # (i, n): this process runs cells i, i + n, i + 2n, ...
 
 
 def parse_shard(text: str) -> Shard:
-    """ "I/N" -> (I, N), with 0 <= I < N; ValueError naming the expected form otherwise."""
+    """Parse "I/N" into (I, N) with 0 <= I < N; ValueError naming the expected form if not."""
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
