@@ -53,9 +53,11 @@ def plot_sigma_trajectory(sigma_csv: str | Path, out_png: str | Path) -> Path:
 def plot_sigma_overlay(runs: dict[str, Path], out_png: str | Path) -> Path:
     """Sigma per training step of several runs on one axis ({legend label: run dir}); runs
     whose label differs only in its trailing seed ("... s1") share a colour. Runs without
-    sigma rows (no pseudo-anomalies) are left out; ValueError when none has any."""
+    sigma rows (no pseudo-anomalies) are left out; ValueError when none has any. Within a
+    colour, each seed has its own line style."""
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
     colours: dict[str, str] = {}
+    seen: dict[str, int] = {}  # runs drawn so far per colour group
     drawn = 0
     for label, run in runs.items():
         path = Path(run) / SIGMA_CSV
@@ -64,7 +66,9 @@ def plot_sigma_overlay(runs: dict[str, Path], out_png: str | Path) -> Path:
             continue
         group = label.rsplit(" s", 1)[0]
         colour = colours.setdefault(group, f"C{len(colours) % 10}")
-        ax.plot(steps, sigma, lw=1.0, color=colour, label=label, alpha=0.85)
+        style = ("-", "--", ":", "-.")[seen.get(group, 0) % 4]
+        seen[group] = seen.get(group, 0) + 1
+        ax.plot(steps, sigma, lw=1.0, color=colour, ls=style, label=label, alpha=0.85)
         drawn += 1
     if not drawn:
         plt.close(fig)
