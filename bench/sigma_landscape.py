@@ -19,6 +19,7 @@ pseudo-anomalies is probed with the masks its config would have drawn.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ddlvad.models.pseudo import PseudoAnomalyCreator
 from ddlvad.rundir import TRAIN_SUMMARY, load_run_config, load_trained
 from ddlvad.train.data import make_clips
 from ddlvad.train.loss import distinction_terms
@@ -37,6 +39,7 @@ GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 0.97)
 def probe_batches(cfg, n: int) -> list[dict[str, torch.Tensor]]:
     """``n`` batches of training clips whose middle frame carries a mask (the clips eq. 7 is
     taken over), drawn in order from clips spread evenly over the training set."""
+    cfg = copy.deepcopy(cfg)
     cfg.pseudo.mode = "static"  # masks and noise as any pseudo-anomaly run draws them
     clips, _ = make_clips(cfg, progress=False)
     clips.set_epoch(0)
@@ -64,7 +67,7 @@ def landscape(model, batches, grid, cfg) -> dict[str, list[float]]:
         for b in batches:
             X, M, A = b["X"], b["M"], b["A"]  # (B, C, T, H, W), (B, 1, T, H, W)
             t = X.shape[2] // 2
-            X_A = X + s * M * (A - X)  # eqs (1)-(2)
+            X_A = PseudoAnomalyCreator("static", sigma=s)(X, M, A)  # eqs (1)-(2)
             ya = model(X_A)
             r, p, n = distinction_terms(
                 X[:, :, t], X_A[:, :, t], ya, M[:, 0, t], eps=eps, norm=norm
