@@ -66,8 +66,8 @@ def plot_sigma_overlay(runs: dict[str, Path], out_png: str | Path) -> Path:
             continue
         group = label.rsplit(" s", 1)[0]
         colour = colours.setdefault(group, f"C{len(colours) % 10}")
-        style = ("-", "--", ":", "-.")[seen.get(group, 0) % 4]
-        seen[group] = seen.get(group, 0) + 1
+        seen[group] = n = seen.get(group, 0) + 1
+        style = ("-", "--", ":", "-.")[(n - 1) % 4]
         ax.plot(steps, sigma, lw=1.0, color=colour, ls=style, label=label, alpha=0.85)
         drawn += 1
     if not drawn:
