@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,36 @@ def test_shards_split_the_grid_and_sweep_into_disjoint_covering_parts(
             ablate_mod.parse_shard(bad)
     argv = ["ablate", "--root", str(synth_root), "--out", str(tmp_path / "g"), "--shard", "3/2"]
     assert main(argv) == 2 and ran == ["b_s0", "a_s1", "c_s1"]  # refused: nothing ran
+
+
+def test_merge_tabulates_cells_finished_in_other_grid_folders(synth_root, tmp_path):
+    """--merge: cells finished in other grid folders (shards without shared storage) join the
+    table; a cell finished under --out is read from there; a missing folder is an error."""
+    from ddlvad.cli import main
+    from ddlvad.experiments.sweep import collect as sweep_collect
+
+    def finish(folder, name, auc):
+        d = folder / name
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(
+            json.dumps({"frame_auc_micro": auc, "frame_auc_macro": auc})
+        )
+        (d / "train_summary.json").write_text(json.dumps({"seconds": 60.0}))
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    finish(a, "c3dsu_none_s0", 0.8)
+    finish(a, "c3dsu_dynamic_s0", 0.9)
+    finish(b, "c3dsu_dynamic_s0", 0.5)  # shadowed by a's
+    finish(b, "c3dsu_none_s1", 0.7)
+    base = tiny_config(synth_root, tmp_path / "cache")
+    kw = {"models": ("c3dsu",), "modes": ("none", "dynamic"), "seeds": 2, "train": False}
+    doc = ablate(base, a, merge=[b], progress=False, **kw)
+    got = {(r["mode"], r["seed"]): (r["auc"], Path(r["run"]).parent.name) for r in doc["cells"]}
+    assert got == {("none", 0): (0.8, "a"), ("none", 1): (0.7, "b"), ("dynamic", 0): (0.9, "a")}
+    assert doc["summary"]["c3dsu"]["none"]["n"] == 2
+    assert len(ablate(base, a, progress=False, **kw)["cells"]) == 2  # without --merge
+    finish(b, "x_s1", 0.6)
+    rows = sweep_collect([a, b], {"x": {}}, 2)
+    assert [(r["cell"], r["seed"], r["frame_auc_micro"]) for r in rows] == [("x", 1, 0.6)]
+    argv = ["ablate", "--root", str(synth_root), "--out", str(a), "--collect-only"]
+    assert main([*argv, "--merge", str(tmp_path / "nowhere")]) == 2

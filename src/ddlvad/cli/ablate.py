@@ -38,6 +38,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "finished cells",
     )
     p.add_argument(
+        "--merge",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="DIR",
+        help="also tabulate the cells finished in these grid folders (e.g. shards run on "
+        "machines that do not share --out); a cell finished under --out is read from there",
+    )
+    p.add_argument(
         "--collect-only",
         action="store_true",
         help="train nothing: write the table from the cells finished so far",
@@ -56,12 +65,16 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"unknown models/modes {bad}; models {MODELS}, modes {ALL_MODES}")
     out = Path(args.out) if args.out else Path("runs") / f"ablate_{args.data}"
+    for d in args.merge:
+        if not Path(d).is_dir():
+            raise FileNotFoundError(f"--merge {d}: no such grid folder")
     common = {
         "seeds": args.seeds,
         "command": "ddlvad " + " ".join(sys.argv[1:]),
         "progress": not args.quiet,
         "train": not args.collect_only,
         "shard": parse_shard(args.shard) if args.shard else None,
+        "merge": [Path(d) for d in args.merge],
     }
     if args.sweep:
         from ddlvad.experiments.sweep import sweep

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,18 +85,21 @@ def cell_name(model: str, mode: str, seed: int) -> str:
     return f"{model}_{mode}_s{seed}"
 
 
-def finished_cells(out: Path, names: dict) -> Iterator[tuple[Any, Path, dict, dict]]:
+def finished_cells(outs: Sequence[Path], names: dict) -> Iterator[tuple[Any, Path, dict, dict]]:
     """(key, run dir, metrics.json, train_summary.json) of each finished cell of ``names``
-    ({key: folder name under ``out``}), in order; unfinished cells are skipped."""
+    ({key: folder name}), in order, from the first of the grid folders ``outs`` where it is
+    finished; unfinished cells are skipped."""
     for key, name in names.items():
-        d = out / name
-        if (d / METRICS).exists():
-            m, summary = (json.loads((d / f).read_text()) for f in (METRICS, TRAIN_SUMMARY))
-            yield key, d, m, summary
+        for d in (out / name for out in outs):
+            if (d / METRICS).exists():
+                m, summary = (json.loads((d / f).read_text()) for f in (METRICS, TRAIN_SUMMARY))
+                yield key, d, m, summary
+                break
 
 
-def collect(out: Path, models, modes, seeds: int) -> list[dict]:
-    """One row per finished cell, read back from its metrics.json and train_summary.json."""
+def collect(outs: Sequence[Path], models, modes, seeds: int) -> list[dict]:
+    """One row per finished cell, read back from its metrics.json and train_summary.json in
+    the first of the grid folders ``outs`` that holds it finished."""
     keys = itertools.product(models, modes, range(seeds))
     return [
         {
@@ -109,7 +112,7 @@ def collect(out: Path, models, modes, seeds: int) -> list[dict]:
             "sigma": s.get("sigma"),
             "seconds": s.get("seconds"),
         }
-        for (model, mode, seed), d, m, s in finished_cells(out, {k: cell_name(*k) for k in keys})
+        for (model, mode, seed), d, m, s in finished_cells(outs, {k: cell_name(*k) for k in keys})
     ]
 
 
@@ -245,13 +248,15 @@ def ablate(
     progress: bool = True,
     train: bool = True,
     shard: Shard | None = None,
+    merge: Sequence[Path] = (),
 ) -> dict:
     """Run the grid (unless ``train`` is False; only ``shard``'s cells if given) and write
-    the table of its finished cells, whichever process finished them."""
+    the table of its finished cells, whichever process finished them, under ``out`` or else
+    under the grid folders ``merge`` (shards run where ``out`` could not be shared)."""
     out.mkdir(parents=True, exist_ok=True)
     if train:
         run_grid(base, out, seeds, models, modes, progress, shard)
-    rows = collect(out, models, modes, seeds)
+    rows = collect([out, *merge], models, modes, seeds)
     summary = summarise(rows)
     doc = {
         "dataset": dataset,

@@ -16,6 +16,7 @@ macro AUC as mean ± std with the spread (max - min) over seeds, and its trainin
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,14 @@ def run_sweep(
         run_cell(cfg, out / cfg.name, progress)
 
 
-def collect(out: Path, cells: dict, seeds: int) -> list[dict[str, Any]]:
-    """One row per finished cell: its name, seed, run, training seconds and METRICS."""
+def collect(outs: Sequence[Path], cells: dict, seeds: int) -> list[dict[str, Any]]:
+    """One row per finished cell (from the first folder of ``outs`` holding it finished): its
+    name, seed, run, training seconds and METRICS."""
     names = {(name, seed): cell_name(name, seed) for name in cells for seed in range(seeds)}
     return [
         {"cell": name, "seed": seed, "run": str(d), "seconds": s.get("seconds")}
         | {k: m.get(k) for k in METRICS}
-        for (name, seed), d, m, s in finished_cells(out, names)
+        for (name, seed), d, m, s in finished_cells(outs, names)
     ]
 
 
@@ -158,16 +160,17 @@ def sweep(
     progress: bool = True,
     train: bool = True,
     shard: Shard | None = None,
+    merge: Sequence[Path] = (),
 ) -> dict:
     """Run the missing cells (unless ``train`` is False; only ``shard``'s if given); write
-    sweep.md/json/png from every finished cell."""
+    sweep.md/json/png from every finished cell under ``out`` or else under ``merge``."""
     cells = read_sweep(sweep_file)
     for name, over in cells.items():  # every cell's overrides must apply before any training
         cell_config(base, name, over, 0)
     out.mkdir(parents=True, exist_ok=True)
     if train:
         run_sweep(base, cells, out, seeds, progress, shard)
-    rows = collect(out, cells, seeds)
+    rows = collect([out, *merge], cells, seeds)
     summary = summarise(rows, cells)
     doc = {"command": command, "cells": rows, "summary": summary}
     atomic_write_json(out / "sweep.json", doc)
