@@ -43,3 +43,41 @@ def test_no_ema_by_default_scores_last_weights(trained_run):
     info: dict = {}
     load_trained(trained_run, info=info)
     assert info["weights"] == "last"
+
+
+def test_clean_bn_statistics_are_stored_and_scored_by_default(trained_run, tmp_path):
+    """Training stores the last weights' BN statistics re-estimated on clean clips (the
+    running ones mix in the pseudo-anomalous pass); scoring uses them unless score.bn is
+    "trained"; ``python -m ddlvad.ema`` rebuilds them for an older run."""
+    import shutil
+
+    import pytest
+
+    from ddlvad.config import apply_overrides
+    from ddlvad.ema import main as ema_main
+    from ddlvad.rundir import load_run_config
+
+    ck = _ck(trained_run)
+    rm = "encoder.blocks.0.bn1.running_mean"
+    assert rm in ck["last_bn"] and not torch.allclose(ck["last_bn"][rm], ck["model"][rm])
+    w = "encoder.blocks.0.branches.0.weight"
+    assert w not in ck["last_bn"]  # statistics only; the weights are the last step's
+    info: dict = {}
+    _, m = load_trained(trained_run, info=info)
+    assert info["bn"] == "clean" and torch.equal(m.state_dict()[rm], ck["last_bn"][rm])
+    cfg = load_run_config(trained_run)
+    cfg.score.bn = "trained"
+    _, m = load_trained(trained_run, cfg, info=info)
+    assert info["bn"] == "trained" and torch.equal(m.state_dict()[rm], ck["model"][rm])
+    # an older run (no last_bn): scored as trained until the entry point rebuilds them
+    old = tmp_path / "old"
+    shutil.copytree(trained_run, old)
+    blob = {k: v for k, v in ck.items() if k not in ("last_bn", "sha256")}
+    torch.save(blob, old / "checkpoints" / "last.pt")
+    load_trained(old, info=info)
+    assert info["bn"] == "trained"
+    assert ema_main(["--run", str(old)]) == 0
+    assert torch.equal(_ck(old)["last_bn"][rm], ck["last_bn"][rm])  # same clips, same order
+    with pytest.raises(ValueError, match="score.bn"):
+        apply_overrides(cfg, {"score.bn": "mixed"})
+        cfg.validate("test")

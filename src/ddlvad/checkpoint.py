@@ -96,11 +96,17 @@ def ema_state(ck: dict[str, Any]) -> dict[str, Any] | None:
     return {k[len(EMA_PREFIX) :]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}
 
 
-def scoring_state(ck: dict[str, Any], weights: str) -> dict[str, Any]:
-    """The weights to score with: the EMA (with its re-estimated BN statistics when training
-    stored them) when asked for and kept, else the last step's."""
-    if weights == "ema":
-        state = ema_state(ck)
-        if state is not None:
-            return {**state, **ck.get("ema_bn", {})}
-    return ck["model"]
+def scoring_state(ck: dict[str, Any], weights: str, bn: str = "clean") -> dict[str, Any]:
+    """The weights to score with: the EMA when asked for and kept, else the last step's;
+    with ``bn`` = "clean", their BatchNorm statistics as re-estimated on clean training clips
+    when the checkpoint stores them (``ema_bn``, ``last_bn``; see ``train.ema.refresh_run``)."""
+    state, key = ck["model"], "last_bn"
+    if weights == "ema" and (ema := ema_state(ck)) is not None:
+        state, key = ema, "ema_bn"
+    return {**state, **ck.get(key, {})} if bn == "clean" else state
+
+
+def clean_bn_used(ck: dict[str, Any], weights: str, bn: str) -> bool:
+    """Whether ``scoring_state`` gives re-estimated (clean) BN statistics for these options."""
+    key = "ema_bn" if weights == "ema" and ck.get("ema") else "last_bn"
+    return bn == "clean" and key in ck

@@ -110,6 +110,10 @@ class ScoreConfig:
     batch_size: int = 16
     edge: str = "clamp"  # clamp: edge frames use replicated neighbours
     weights: str = "ema"  # ema: the run's weight EMA when it kept one (train.ema); last: last step
+    # clean: BN statistics re-estimated on clean training clips at the end of training (when
+    # the checkpoint has them); trained: the running statistics training left, which mix in
+    # the pseudo-anomalous pass of every step
+    bn: str = "clean"
     gain: int = 0  # N > 0: calibrate test brightness to training's over the last N frames
 
 

@@ -240,18 +240,21 @@ def load_trained(
     run_dir: str | Path, cfg: Config | None = None, device: str = "cpu", info: dict | None = None
 ) -> tuple[Config, torch.nn.Module]:
     """(cfg, model in eval mode) from a run directory's config.yaml and last checkpoint,
-    with the weights ``score.weights`` picks (the EMA when the run kept one, else the last).
+    with the weights ``score.weights`` picks (the EMA when the run kept one, else the last)
+    and the BatchNorm statistics ``score.bn`` picks.
 
     ``info``, when given, is filled with the checkpoint used (file, epoch, step, sha256)."""
-    from ddlvad.checkpoint import load_checkpoint, scoring_state
+    from ddlvad.checkpoint import clean_bn_used, load_checkpoint, scoring_state
 
     cfg = cfg or load_run_config(run_dir)
     ck = load_checkpoint(Path(run_dir) / CHECKPOINT, cfg)
     if info is not None:  # which checkpoint, and which weights: the EMA only when kept
         info.update(checkpoint_info(run_dir, ck))
         info["weights"] = "ema" if cfg.score.weights == "ema" and ck.get("ema") else "last"
+        clean = clean_bn_used(ck, cfg.score.weights, cfg.score.bn)
+        info["bn"] = "clean" if clean else "trained"
     model, _ = build_modules(cfg)
-    model.load_state_dict(scoring_state(ck, cfg.score.weights))
+    model.load_state_dict(scoring_state(ck, cfg.score.weights, cfg.score.bn))
     return cfg, model.to(device).eval()
 
 

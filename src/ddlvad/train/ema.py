@@ -79,9 +79,13 @@ def refresh_bn(module: nn.Module, clips, batches: int = 150, batch_size: int = 8
     module.train(was_training)
 
 
-def refresh_run(run_dir, cfg=None, clips=None, batches: int = 150) -> nn.Module:
-    """Re-estimate the BN statistics of ``run_dir``'s weight EMA and store them in its
-    checkpoint as ``ema_bn`` (atomically); returns the EMA model with them, in eval mode.
+def refresh_run(run_dir, cfg=None, clips=None, batches: int = 150) -> None:
+    """Re-estimate on clean training clips the BatchNorm statistics of ``run_dir``'s last
+    weights and, when it kept one, of its weight EMA; store them in its checkpoint as
+    ``last_bn`` and ``ema_bn`` (one atomic write), apart from the weights a resumed run goes
+    on training. Each training step runs the clean clip and its pseudo-anomalous copy through
+    the network, so the running statistics it leaves are those of a mix of the two, while
+    scoring sees clean footage: on one Ped2 UNet (SDL, seed 1) they cost 36 micro AUC points.
     For an existing run: ``python -m ddlvad.ema --run DIR``."""
     from pathlib import Path
 
@@ -90,28 +94,28 @@ def refresh_run(run_dir, cfg=None, clips=None, batches: int = 150) -> nn.Module:
     from ddlvad.checkpoint import ema_state, load_checkpoint
     from ddlvad.io import atomic_write
     from ddlvad.rundir import CHECKPOINT, build_modules, load_run_config
+    from ddlvad.train.data import make_clips
 
     path = Path(run_dir) / CHECKPOINT
     cfg = cfg or load_run_config(run_dir)
     ck = load_checkpoint(path, cfg)
-    state = ema_state(ck)
-    if state is None:
-        raise ValueError(f"{path}: the run kept no weight EMA (train.ema = 0)")
-    from ddlvad.train.data import make_clips
-
+    clips = clips if clips is not None else make_clips(cfg, False)[0]
     model, _ = build_modules(cfg)
-    model.load_state_dict(state)
-    refresh_bn(model, clips if clips is not None else make_clips(cfg, False)[0], batches)
-    # kept apart from "ema", which a resumed run goes on averaging untouched
-    ck["ema_bn"] = {k: v for k, v in model.state_dict().items() if k in _bn_buffer_keys(model)}
+    keys = _bn_buffer_keys(model)
+    for key, state in (("last_bn", ck["model"]), ("ema_bn", ema_state(ck))):
+        if state is None:  # no EMA kept
+            continue
+        model.load_state_dict(state)
+        refresh_bn(model, clips, batches)
+        # cloned: the next load_state_dict writes into these same buffers
+        ck[key] = {k: v.detach().clone() for k, v in model.state_dict().items() if k in keys}
     ck.pop("sha256", None)  # added by load_checkpoint, not part of the file
     atomic_write(path, lambda tmp: torch.save(ck, tmp))
-    return model.eval()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Re-estimate the BN statistics of a run's weight EMA (runs trained before this step
-    was part of training)."""
+    """Re-estimate on clean training clips the BatchNorm statistics of a run's last weights
+    and weight EMA (for runs trained before this step was part of training)."""
     import argparse
 
     from ddlvad.errors import run_entry

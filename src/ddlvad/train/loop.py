@@ -35,6 +35,7 @@ from ddlvad.rundir import (
     build_modules,
     claim_run,
     clear_run,
+    load_trained,
     read_summary,
 )
 from ddlvad.train.calibrate import write_threshold
@@ -305,11 +306,9 @@ def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, cli
         summary["sigma_per_rank"] = per_rank
     if ctx.is_main:
         atomic_write_json(run_dir / TRAIN_SUMMARY, summary)
-        scorer = model
-        if net.ema is not None:  # BN statistics of the averaged weights, into the checkpoint
-            refreshed = refresh_run(run_dir, cfg, clips)
-            if cfg.score.weights == "ema":
-                scorer = refreshed.to(ctx.device)
+        # BN statistics of the last (and averaged) weights on clean clips, into the checkpoint
+        refresh_run(run_dir, cfg, clips)
+        _, scorer = load_trained(run_dir, cfg, ctx.device)
         # threshold.json for predict, on the held-out frames this setup split off
         write_threshold(run_dir, cfg, scorer, ctx.device, videos=data.calibration)
     # the other ranks wait for rank 0's writes: a rank that tore its process group down while

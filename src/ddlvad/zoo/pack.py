@@ -21,7 +21,7 @@ from ddlvad.zoo import CARD, CHECKPOINT, RUN_FILES, ZOO_DIR, sha256
 
 MAX_FILE_BYTES = 5 * 1024 * 1024  # weights in git: each file under 5 MB
 # The checkpoint keys inference needs; optimiser, schedule and RNG state are left out.
-KEEP = ("model", "ema", "ema_bn", "creator", "model_key", "fingerprint", "epoch", "step")
+KEEP = ("model", "last_bn", "ema", "ema_bn", "creator", "model_key", "fingerprint", "epoch", "step")
 EMA_KEYS = ("ema", "ema_bn")
 METRIC_KEYS = (
     "frame_auc_micro",
