@@ -96,17 +96,16 @@ def ema_state(ck: dict[str, Any]) -> dict[str, Any] | None:
     return {k[len(EMA_PREFIX) :]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}
 
 
-def scoring_state(ck: dict[str, Any], weights: str, bn: str = "clean") -> dict[str, Any]:
-    """The weights to score with: the EMA when asked for and kept, else the last step's;
-    with ``bn`` = "clean", their BatchNorm statistics as re-estimated on clean training clips
-    when the checkpoint stores them (``ema_bn``, ``last_bn``; see ``train.ema.refresh_run``)."""
-    state, key = ck["model"], "last_bn"
+def scoring_state(
+    ck: dict[str, Any], weights: str, bn: str = "clean"
+) -> tuple[dict[str, Any], str, str]:
+    """(state_dict, weights used, BN statistics used) to score with: the EMA ("ema") when
+    asked for and kept, else the last step's ("last"); with ``bn`` = "clean", their BatchNorm
+    statistics as re-estimated on clean training clips when the checkpoint stores them
+    (``ema_bn``, ``last_bn``; see ``train.ema.refresh_run``), else "trained"."""
+    state, used, key = ck["model"], "last", "last_bn"
     if weights == "ema" and (ema := ema_state(ck)) is not None:
-        state, key = ema, "ema_bn"
-    return {**state, **ck.get(key, {})} if bn == "clean" else state
-
-
-def clean_bn_used(ck: dict[str, Any], weights: str, bn: str) -> bool:
-    """Whether ``scoring_state`` gives re-estimated (clean) BN statistics for these options."""
-    key = "ema_bn" if weights == "ema" and ck.get("ema") else "last_bn"
-    return bn == "clean" and key in ck
+        state, used, key = ema, "ema", "ema_bn"
+    if bn == "clean" and key in ck:
+        return {**state, **ck[key]}, used, "clean"
+    return state, used, "trained"

@@ -244,17 +244,15 @@ def load_trained(
     and the BatchNorm statistics ``score.bn`` picks.
 
     ``info``, when given, is filled with the checkpoint used (file, epoch, step, sha256)."""
-    from ddlvad.checkpoint import clean_bn_used, load_checkpoint, scoring_state
+    from ddlvad.checkpoint import load_checkpoint, scoring_state
 
     cfg = cfg or load_run_config(run_dir)
     ck = load_checkpoint(Path(run_dir) / CHECKPOINT, cfg)
-    if info is not None:  # which checkpoint, and which weights: the EMA only when kept
-        info.update(checkpoint_info(run_dir, ck))
-        info["weights"] = "ema" if cfg.score.weights == "ema" and ck.get("ema") else "last"
-        clean = clean_bn_used(ck, cfg.score.weights, cfg.score.bn)
-        info["bn"] = "clean" if clean else "trained"
+    state, weights, bn = scoring_state(ck, cfg.score.weights, cfg.score.bn)
+    if info is not None:  # which checkpoint, weights (the EMA only when kept), BN statistics
+        info.update(checkpoint_info(run_dir, ck), weights=weights, bn=bn)
     model, _ = build_modules(cfg)
-    model.load_state_dict(scoring_state(ck, cfg.score.weights, cfg.score.bn))
+    model.load_state_dict(state)
     return cfg, model.to(device).eval()
 
 
