@@ -174,3 +174,54 @@ def test_merge_tabulates_cells_finished_in_other_grid_folders(synth_root, tmp_pa
     assert [(r["cell"], r["seed"], r["frame_auc_micro"]) for r in rows] == [("x", 1, 0.6)]
     argv = ["ablate", "--root", str(synth_root), "--out", str(a), "--collect-only"]
     assert main([*argv, "--merge", str(tmp_path / "nowhere")]) == 2
+
+
+def test_merge_reads_cells_recorded_in_an_earlier_ablation_json(synth_root, tmp_path):
+    """--merge FILE: the cells of an earlier ablation.json fill what no folder holds (its run
+    folders may be gone), marked with the file and command they came from; a file that is not
+    an ablation.json is an error naming it."""
+    import shutil
+
+    from ddlvad.cli import main
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, name, auc in [(a, "c3dsu_none_s0", 0.8), (b, "c3dsu_none_s0", 0.3)]:
+        d = folder / name
+        d.mkdir(parents=True)
+        m = {"frame_auc_micro": auc, "frame_auc_macro": auc}
+        (d / "metrics.json").write_text(json.dumps(m))
+        (d / "train_summary.json").write_text(json.dumps({"seconds": 60.0}))
+    (b / "c3dsu_dynamic_s1").mkdir()
+    metrics = {"frame_auc_micro": 0.5, "frame_auc_macro": 0.4, "checkpoint": {"bn": "clean"}}
+    (b / "c3dsu_dynamic_s1" / "metrics.json").write_text(json.dumps(metrics))
+    (b / "c3dsu_dynamic_s1" / "train_summary.json").write_text(json.dumps({"sigma": 0.6}))
+    base = tiny_config(synth_root, tmp_path / "cache")
+    kw = {"models": ("c3dsu",), "modes": ("none", "dynamic"), "seeds": 2, "train": False}
+    ablate(base, b, command="ddlvad ablate on b", progress=False, **kw)
+    for d in b.iterdir():  # the run folders are gone; b/ablation.json remains
+        if d.is_dir():
+            shutil.rmtree(d)
+    record = b / "ablation.json"
+    doc = ablate(base, a, merge=[record], progress=False, **kw)
+    got = {(r["mode"], r["seed"]): (r["auc"], r.get("from")) for r in doc["cells"]}
+    assert got == {("none", 0): (0.8, None), ("dynamic", 1): (0.5, str(record))}
+    recorded = doc["cells"][1]
+    assert (recorded["bn"], recorded["sigma"], recorded["command"]) == (
+        "clean",
+        0.6,
+        "ddlvad ablate on b",
+    )
+    md = (a / "ablation.md").read_text()
+    assert f"- {record}: `ddlvad ablate on b`" in md
+    assert "| c3dsu DDL | 1 | 50.00 | 40.00 | clean | 0.600 | — |" in md
+    # the merged table is itself a record: merged again, its cells keep their first source
+    again = ablate(base, tmp_path / "c", merge=[a / "ablation.json"], progress=False, **kw)
+    assert [r.get("from") for r in again["cells"]] == [str(a / "ablation.json"), str(record)]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"cells": [{"model": "c3dsu"}]}))
+    with pytest.raises(ValueError, match="bad.json: expected an ablation.json"):
+        ablate(base, a, merge=[bad], progress=False, **kw)
+    argv = ["ablate", "--root", str(synth_root), "--out", str(a), "--collect-only"]
+    assert main([*argv, "--merge", str(bad)]) == 2
+    assert main([*argv, "--merge", str(record)]) == 0
+    assert main([*argv, "--sweep", str(bad), "--merge", str(record)]) == 2

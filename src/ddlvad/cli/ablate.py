@@ -42,9 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="+",
         action="extend",
         default=[],
-        metavar="DIR",
+        metavar="DIR|JSON",
         help="also tabulate the cells finished in these grid folders (e.g. shards run on "
-        "machines that do not share --out); a cell finished under --out is read from there",
+        "machines that do not share --out) or recorded in earlier ablation.json files (grid "
+        "only); a cell finished under --out is read from there, then folders, then files",
     )
     p.add_argument(
         "--collect-only",
@@ -66,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown models/modes {bad}; models {MODELS}, modes {ALL_MODES}")
     out = Path(args.out) if args.out else Path("runs") / f"ablate_{args.data}"
     for d in args.merge:
-        if not Path(d).is_dir():
-            raise FileNotFoundError(f"--merge {d}: no such grid folder")
+        if not Path(d).exists():
+            raise FileNotFoundError(f"--merge {d}: no such grid folder or ablation.json")
+        if args.sweep and not Path(d).is_dir():
+            raise ValueError(f"--merge {d}: with --sweep, only grid folders merge")
     common = {
         "seeds": args.seeds,
         "command": "ddlvad " + " ".join(sys.argv[1:]),

@@ -97,23 +97,50 @@ def finished_cells(outs: Sequence[Path], names: dict) -> Iterator[tuple[Any, Pat
                 break
 
 
-def collect(outs: Sequence[Path], models, modes, seeds: int) -> list[dict]:
+RECORD_KEYS = ("model", "mode", "seed", "auc", "auc_macro")
+
+
+def read_records(path: Path) -> list[dict]:
+    """The cells of an earlier ablation.json (a shard run on another machine, or a grid whose
+    run folders are gone), each marked with the file (``from``) and command it came from,
+    unless it already names an earlier source; ValueError naming the file if it is not one."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        cells = doc["cells"]
+        if not all(isinstance(c, dict) and set(RECORD_KEYS) <= set(c) for c in cells):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"{path}: expected an ablation.json whose cells each hold {', '.join(RECORD_KEYS)}"
+        ) from None
+    src = {"from": str(path), "command": doc.get("command", "")}
+    return [{**src, **c} for c in cells]
+
+
+def collect(
+    outs: Sequence[Path], models, modes, seeds: int, records: Sequence[dict] = ()
+) -> list[dict]:
     """One row per finished cell, read back from its metrics.json and train_summary.json in
-    the first of the grid folders ``outs`` that holds it finished."""
-    keys = itertools.product(models, modes, range(seeds))
-    return [
-        {
-            "model": model,
-            "mode": mode,
-            "seed": seed,
+    the first of the grid folders ``outs`` that holds it finished, or else the first of the
+    recorded rows ``records`` (``read_records``) for it; in grid order."""
+    keys = list(itertools.product(models, modes, range(seeds)))
+    found = {
+        key: {
+            "model": key[0],
+            "mode": key[1],
+            "seed": key[2],
             "run": str(d),
             "auc": m["frame_auc_micro"],
             "auc_macro": m["frame_auc_macro"],
+            "bn": (m.get("checkpoint") or {}).get("bn"),
             "sigma": s.get("sigma"),
             "seconds": s.get("seconds"),
         }
-        for (model, mode, seed), d, m, s in finished_cells(outs, {k: cell_name(*k) for k in keys})
-    ]
+        for key, d, m, s in finished_cells(outs, {k: cell_name(*k) for k in keys})
+    }
+    for r in records:
+        found.setdefault((r["model"], r["mode"], r["seed"]), r)
+    return [found[k] for k in keys if k in found]
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -160,15 +187,17 @@ def grid_rows(summary: dict, models, modes, dataset: str) -> tuple[list[str], li
 
 
 def run_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """One row per finished run: cell, seed, micro and macro AUC, final sigma, minutes."""
-    header = ["run", "seed", "micro", "macro", "sigma at the end", "training min"]
+    """One row per finished run: cell, seed, micro and macro AUC, the BatchNorm statistics
+    scored with, final sigma, training minutes, and where it was read (run folder, or the
+    ablation.json it was recorded in)."""
+    header = ["run", "seed", "micro", "macro", "BN", "sigma at the end", "training min", "from"]
     out = []
     for r in rows:
         sig = "—" if r.get("sigma") is None else f"{r['sigma']:.3f}"
         mins = "—" if r.get("seconds") is None else f"{r['seconds'] / 60:.1f}"
         name = f"{r['model']} {MODE_NAMES[r['mode']]}"
         out.append([name, str(r["seed"]), f"{100 * r['auc']:.2f}", f"{100 * r['auc_macro']:.2f}"])
-        out[-1] += [sig, mins]
+        out[-1] += [r.get("bn") or "—", sig, mins, r.get("from") or r.get("run", "—")]
     return header, out
 
 
@@ -203,6 +232,10 @@ def markdown(
     ]
     if rows:
         lines += ["", *md_table(*run_rows(rows))]
+    sources = {r["from"]: r.get("command", "") for r in rows or () if r.get("from")}
+    if sources:
+        lines += ["", "Recorded cells (no run folder here) and their commands:", ""]
+        lines += [f"- {src}: `{cmd}`" for src, cmd in sources.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -252,11 +285,14 @@ def ablate(
 ) -> dict:
     """Run the grid (unless ``train`` is False; only ``shard``'s cells if given) and write
     the table of its finished cells, whichever process finished them, under ``out`` or else
-    under the grid folders ``merge`` (shards run where ``out`` could not be shared)."""
+    in ``merge``: grid folders (shards run where ``out`` could not be shared) and earlier
+    ablation.json files, whose recorded cells fill what no folder holds."""
     out.mkdir(parents=True, exist_ok=True)
+    folders = [Path(m) for m in merge if not Path(m).is_file()]
+    records = [r for m in merge if Path(m).is_file() for r in read_records(Path(m))]
     if train:
         run_grid(base, out, seeds, models, modes, progress, shard)
-    rows = collect([out, *merge], models, modes, seeds)
+    rows = collect([out, *folders], models, modes, seeds, records)
     summary = summarise(rows)
     doc = {
         "dataset": dataset,
