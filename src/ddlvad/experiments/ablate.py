@@ -206,8 +206,9 @@ def sigma_overlay(out: Path, rows: list[dict]) -> Path | None:
     (nothing written) while no finished run has a sigma trajectory."""
     from ddlvad.report.plots import plot_sigma_overlay
 
+    runs = {cell_label(r): Path(r["run"]) for r in rows if r.get("run")}  # a record may have none
     try:
-        return plot_sigma_overlay({cell_label(r): Path(r["run"]) for r in rows}, out / SIGMA_PNG)
+        return plot_sigma_overlay(runs, out / SIGMA_PNG)
     except ValueError:  # no learned-sigma run yet
         return None
 
