@@ -176,7 +176,7 @@ def test_merge_tabulates_cells_finished_in_other_grid_folders(synth_root, tmp_pa
     assert main([*argv, "--merge", str(tmp_path / "nowhere")]) == 2
 
 
-def test_merge_reads_cells_recorded_in_an_earlier_ablation_json(synth_root, tmp_path):
+def test_merge_reads_cells_recorded_in_an_earlier_ablation_json(synth_root, tmp_path, capsys):
     """--merge FILE: the cells of an earlier ablation.json fill what no folder holds (its run
     folders may be gone), marked with the file and command they came from; a file that is not
     an ablation.json is an error naming it."""
@@ -227,4 +227,9 @@ def test_merge_reads_cells_recorded_in_an_earlier_ablation_json(synth_root, tmp_
     argv = ["ablate", "--root", str(synth_root), "--out", str(a), "--collect-only"]
     assert main([*argv, "--merge", str(bad)]) == 2
     assert main([*argv, "--merge", str(record)]) == 0
-    assert main([*argv, "--sweep", str(bad), "--merge", str(record)]) == 2
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text("x: {train.lr: 0.001}\n")  # a valid sweep: only the --merge FILE fails
+    capsys.readouterr()
+    assert main([*argv, "--sweep", str(sweep_file), "--merge", str(record)]) == 2
+    assert "with --sweep, only grid folders merge" in capsys.readouterr().err
+    assert main([*argv, "--sweep", str(sweep_file)]) == 0
