@@ -42,8 +42,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from ddlvad.config import load_preset
 from ddlvad.infer.backends import OrtForward, OrtStreamForward, TorchForward, native_bf16
 from ddlvad.infer.detector import Detector
+from ddlvad.models import create_model
 from ddlvad.models.blocks import set_fast_path
-from ddlvad.rundir import ONNX_FILE, ONNX_STREAM_FILES, build_modules
+from ddlvad.rundir import ONNX_FILE, ONNX_STREAM_FILES
 
 BATCHES = {"cpu": (1, 16), "cpu-fast": (1, 16), "paper": (1, 2), "demo": (1, 16), "tiny": (1, 8)}
 
@@ -98,7 +99,7 @@ def count_flops(cfg) -> tuple[float, float]:
     """FLOPs per frame of the clip and stream engines, counted on meta tensors (no compute)."""
     d = cfg.data
     with torch.device("meta"):
-        model = build_modules(cfg)[0].eval()
+        model = create_model(cfg).eval()
         X = torch.zeros(1, d.channels, model.T, d.height, d.width)
     fw = TorchForward(model, "fp32", "meta")
     clip = flops(lambda: fw(X))
@@ -205,7 +206,7 @@ def probe_bf16() -> float:
 def bench_preset(name: str, args, peak: float) -> None:
     cfg = load_preset(name)
     d, m = cfg.data, cfg.model
-    model = build_modules(cfg)[0].eval()
+    model = create_model(cfg).eval()
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(
         f"\n== preset {name}: {d.height}x{d.width}x{d.channels}, T={d.T}, {m.name} latent "
@@ -262,7 +263,7 @@ def _worker(preset: str, frames: int, budget: float, onnx: bool, barrier, queue)
     """One single-threaded process: fps of the stream-engine predict rows."""
     torch.set_num_threads(1)
     cfg = load_preset(preset)
-    model = build_modules(cfg)[0].eval()
+    model = create_model(cfg).eval()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_dir = export_tmp(model, cfg, tmp) if onnx else None
         rows = predict_rows(model, cfg, batches(preset)[-1], frames, onnx_dir)

@@ -32,7 +32,7 @@ from inference import cpu_peak  # noqa: E402
 
 from ddlvad.config import load_preset  # noqa: E402
 from ddlvad.data.synthetic import SceneSpec, generate  # noqa: E402
-from ddlvad.rundir import build_modules  # noqa: E402
+from ddlvad.models import create_model, create_pseudo  # noqa: E402
 from ddlvad.train.data import make_clips  # noqa: E402
 from ddlvad.train.distributed import DistContext  # noqa: E402
 from ddlvad.train.loop import DDLNet, apply_speedups, step_loss  # noqa: E402
@@ -62,7 +62,7 @@ def profile_ops(net, creator, opt, batch, cfg, device, top: int) -> None:
 def make_net(cfg, fast: bool):
     """Model + creator + Adam, seeded so that the paired paths start from the same weights."""
     torch.manual_seed(cfg.train.seed)
-    model, creator = build_modules(cfg)
+    model, creator = create_model(cfg), create_pseudo(cfg)
     net = DDLNet(model, creator, fast=fast)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
     return net, creator, opt
@@ -74,7 +74,7 @@ def layer_times(cfg, batch, rounds: int = 5) -> None:
     from ddlvad.models.blocks import ConvBlock, set_fast_path
 
     torch.manual_seed(0)
-    model, _ = build_modules(cfg)
+    model = create_model(cfg)
     shapes: dict[str, tuple] = {}
 
     def keep_shape(name: str):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from ddlvad.config import Config
+# The config type: this module checks a ``ddlvad.config.Config`` but does not import it
+# (config.py imports this module).
+C = TypeVar("C")
 
 
 class ConfigError(ValueError):
@@ -115,12 +116,12 @@ RULES: list[Rule] = [
 ]
 
 
-def _get(cfg: Config, key: str) -> Any:
+def _get(cfg: Any, key: str) -> Any:
     section, attr = key.split(".")
     return getattr(getattr(cfg, section), attr)
 
 
-def problems(cfg: Config) -> list[str]:
+def problems(cfg: Any) -> list[str]:
     """One ``key = value: expected ...`` line per broken value (empty when all are fine)."""
     out = []
     for key, ok, expected in RULES:
@@ -134,7 +135,7 @@ def problems(cfg: Config) -> list[str]:
     return out
 
 
-def validate(cfg: Config, source: str = "config") -> Config:
+def validate(cfg: C, source: str = "config") -> C:
     """Raise ConfigError listing every broken key; return ``cfg`` when all are fine."""
     bad = problems(cfg)
     if bad:

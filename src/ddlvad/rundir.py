@@ -2,9 +2,10 @@
 
 Every verb reads and writes a run through the names and loaders here: ``load_run_config``,
 ``load_trained`` (config + the weights to score, as a model in eval mode), ``load_creator``,
-``load_threshold``, ``read_summary``; ``build_modules`` builds the network and pseudo-anomaly
-creator a config describes, ``pick_device`` the torch device. This module imports no torch
-at import time (``ddlvad --help`` reads its names): the loaders import it when they run.
+``load_threshold``, ``read_summary``; ``pick_device`` the torch device. The networks are
+built by ``ddlvad.models`` (``create_model``), whose fresh modules the loaders fill. This
+module imports no torch at import time (``ddlvad --help`` reads its names): the loaders
+import it when they run.
 
 Only one process writes a run: ``claim_run`` takes an exclusive ``fcntl`` lock on
 ``RUN/.lock`` (the holder's pid is written inside) before anything else is written, so a
@@ -218,24 +219,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_modules(cfg: Config) -> tuple[torch.nn.Module, PseudoAnomalyCreator]:
-    """The network f and the pseudo-anomaly creator that ``cfg`` describes (fresh weights)."""
-    from ddlvad.models import build_model
-    from ddlvad.models.pseudo import PseudoAnomalyCreator
-
-    m = cfg.model
-    model = build_model(
-        m.name,
-        C=cfg.data.channels,
-        T=cfg.model_T,
-        latent=m.latent,
-        kernels=m.kernels,
-        final_kernel=m.final_kernel,
-    )
-    p = cfg.pseudo
-    return model, PseudoAnomalyCreator(p.mode, sigma=p.sigma, l_init=p.l_init)
-
-
 def load_trained(
     run_dir: str | Path, cfg: Config | None = None, device: str = "cpu", info: dict | None = None
 ) -> tuple[Config, torch.nn.Module]:
@@ -251,7 +234,9 @@ def load_trained(
     state, weights, bn = scoring_state(ck, cfg.score.weights, cfg.score.bn)
     if info is not None:  # which checkpoint, weights (the EMA only when kept), BN statistics
         info.update(checkpoint_info(run_dir, ck), weights=weights, bn=bn)
-    model, _ = build_modules(cfg)
+    from ddlvad.models import create_model
+
+    model = create_model(cfg)
     model.load_state_dict(state)
     return cfg, model.to(device).eval()
 
@@ -259,9 +244,10 @@ def load_trained(
 def load_creator(run_dir: str | Path, cfg: Config) -> PseudoAnomalyCreator:
     """The run's pseudo-anomaly creator with its learned (or fixed) sigma, from last.pt."""
     from ddlvad.checkpoint import load_checkpoint
+    from ddlvad.models import create_pseudo
 
     ck = load_checkpoint(Path(run_dir) / CHECKPOINT, cfg)
-    _, creator = build_modules(cfg)
+    creator = create_pseudo(cfg)
     if "creator" in ck:
         creator.load_state_dict(ck["creator"])
     return creator.eval()

@@ -93,14 +93,15 @@ def refresh_run(run_dir, cfg=None, clips=None, batches: int = 150) -> None:
 
     from ddlvad.checkpoint import ema_state, load_checkpoint
     from ddlvad.io import atomic_write
-    from ddlvad.rundir import CHECKPOINT, build_modules, load_run_config
+    from ddlvad.models import create_model
+    from ddlvad.rundir import CHECKPOINT, load_run_config
     from ddlvad.train.data import make_clips
 
     path = Path(run_dir) / CHECKPOINT
     cfg = cfg or load_run_config(run_dir)
     ck = load_checkpoint(path, cfg)
     clips = clips if clips is not None else make_clips(cfg, False)[0]
-    model, _ = build_modules(cfg)
+    model = create_model(cfg)
     keys = _bn_buffer_keys(model)
     for key, state in (("last_bn", ck["model"]), ("ema_bn", ema_state(ck))):
         if state is None:  # no EMA kept

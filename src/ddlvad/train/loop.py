@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ddlvad.checkpoint import save_checkpoint
 from ddlvad.config import Config
 from ddlvad.io import atomic_write_json
+from ddlvad.models import create_model, create_pseudo
 from ddlvad.models.blocks import set_fast_path
 from ddlvad.models.pseudo import PseudoAnomalyCreator
 from ddlvad.objects.masks import MASK_NONE, MASK_RANDOM, MASK_TRACK
@@ -32,7 +33,6 @@ from ddlvad.rundir import (
     SIGMA_CSV,
     TRAIN_LOG,
     TRAIN_SUMMARY,
-    build_modules,
     claim_run,
     clear_run,
     load_trained,
@@ -179,7 +179,7 @@ def _setup(cfg: Config, ctx: DistContext, run_dir: Path, progress: bool, overwri
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump(run_dir / CONFIG)
         barrier(ctx)
-    model, creator = build_modules(cfg)
+    model, creator = create_model(cfg), create_pseudo(cfg)
     net = DDLNet(model, creator, fast=tc.fast).to(ctx.device)
     net.ema = make_ema(model, tc.ema)  # before compile: the copy stays eager
     apply_speedups(model, tc)
