@@ -8,7 +8,7 @@ For each preset (random weights: speed does not depend on them) and each batch s
   autocast / onnxruntime fp32, each with the ``clip`` engine (the
   model's forward on every T-frame window, as ``ddlvad test``) and the ``stream`` engine
   (each frame encoded once, see ``ddlvad.infer.detector``); plus ``predict`` rows that push frames
-  through the detector's ``FrameScorer`` (windows, batching, error maps, patch max; no
+  through the scoring engine's ``Session`` (windows, batching, error maps, patch max; no
   decoding). fps = frames / wall time of a batch; latency = wall time of one batch (the time
   a frame waits for its result once its window is complete); ms/frame = latency / batch.
   Then, except for the paper preset, one single-threaded process per core at once (cameras
@@ -40,11 +40,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddlvad.config import load_preset
-from ddlvad.infer.backends import OrtForward, OrtStreamForward, TorchForward, native_bf16
 from ddlvad.infer.detector import Detector
 from ddlvad.models import create_model
 from ddlvad.models.blocks import set_fast_path
 from ddlvad.rundir import ONNX_FILE, ONNX_STREAM_FILES
+from ddlvad.scoring.backends import OrtForward, OrtStreamForward, TorchForward, native_bf16
 
 BATCHES = {"cpu": (1, 16), "cpu-fast": (1, 16), "paper": (1, 2), "demo": (1, 16), "tiny": (1, 8)}
 

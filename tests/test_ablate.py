@@ -34,7 +34,7 @@ def test_variant_columns_overrides_table_and_report(synth_root, tmp_path):
     """The extra columns set their overrides, have no paper value, and the report page shows
     the grid and the overlaid sigma trajectories of the learned-sigma cells."""
     from ddlvad.experiments.ablate import cell_config
-    from ddlvad.report.grid import build_grid_report
+    from ddlvad.experiments.grid_report import build_grid_report
 
     base = tiny_config(synth_root, tmp_path / "cache", train__max_steps=2)
     base.pseudo.no_track = "random"
@@ -58,7 +58,7 @@ def test_variant_columns_overrides_table_and_report(synth_root, tmp_path):
 
 
 def test_grid_report_needs_ablation_json(tmp_path):
-    from ddlvad.report.grid import build_grid_report
+    from ddlvad.experiments.grid_report import build_grid_report
 
     with pytest.raises(FileNotFoundError, match="ablation.json"):
         build_grid_report(tmp_path)

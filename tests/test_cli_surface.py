@@ -80,7 +80,7 @@ def test_real_data_presets_keep_the_papers_16_px_patch_at_256(name):
 
 
 def test_cli_choices_match_the_detector():
-    from ddlvad import infer as detector
+    from ddlvad import scoring as detector
     from ddlvad.infer.detector import ENGINES
 
     assert cli_args.BACKENDS == detector.BACKENDS

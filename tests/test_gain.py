@@ -12,6 +12,7 @@ from ddlvad.data.cache import FrameCache
 from ddlvad.infer.detector import Detector
 from ddlvad.rundir import TRAIN_SUMMARY, load_run_config
 from ddlvad.scoring.gain import Gain, RunningGain, apply_gain, gain_for_run
+from ddlvad.scoring.protocol import ScoreProtocol
 from ddlvad.scoring.reconstruct import reconstruct_video
 
 
@@ -43,7 +44,7 @@ def test_detector_and_test_agree_with_gain_on(trained_run, synth_root, tmp_path)
     cfg = load_run_config(run)
     cfg.score.gain = 5
     cfg.dump(run / "config.yaml")
-    gain = gain_for_run(run, cfg)
+    gain = gain_for_run(run, ScoreProtocol.from_config(cfg))
     mu = json.loads((run / TRAIN_SUMMARY).read_text())["frame_mean"]
     assert gain == Gain(mu, 5) and 0 < mu < 255
     with pytest.warns(RuntimeWarning, match="gain 0, but the config scores with.*gain 5"):
@@ -66,7 +67,7 @@ def test_gain_without_training_brightness_names_the_file(trained_run, tmp_path):
     del summary["frame_mean"]
     (run / TRAIN_SUMMARY).write_text(json.dumps(summary))
     cfg = load_run_config(run)
-    assert gain_for_run(run, cfg) is None  # off: nothing needed
+    assert gain_for_run(run, ScoreProtocol.from_config(cfg)) is None  # off: nothing needed
     cfg.score.gain = 10
     with pytest.raises(ValueError, match="train_summary.json.*frame_mean"):
-        gain_for_run(run, cfg)
+        gain_for_run(run, ScoreProtocol.from_config(cfg))

@@ -3,6 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from ddlvad.scoring.frame import error_map, patch_max
 from ddlvad.scoring.metrics import (
     PixelAUC,
     auc,
@@ -13,12 +14,7 @@ from ddlvad.scoring.metrics import (
     micro_auc,
     pixel_auc,
 )
-from ddlvad.scoring.protocol import (
-    error_map,
-    minmax,
-    patch_max,
-    smooth,
-)
+from ddlvad.scoring.post import minmax, smooth
 from ddlvad.scoring.reconstruct import reconstruct_frames, reconstruct_video
 
 

@@ -10,8 +10,8 @@ import pytest
 from ddlvad.cli import main
 from ddlvad.data.cache import FrameCache
 from ddlvad.infer.detector import Detector
-from ddlvad.scoring.protocol import CausalMedian, CentredMedian, smooth
-from ddlvad.scoring.protocol import ranges_of as alert_ranges
+from ddlvad.scoring.post import CausalMedian, CentredMedian, smooth
+from ddlvad.scoring.post import ranges_of as alert_ranges
 from ddlvad.scoring.reconstruct import reconstruct_video
 from ddlvad.train.data import split_holdout
 from ddlvad.train.loop import train
@@ -90,7 +90,10 @@ def test_detector_api_matches_reconstruct_video(trained_run, synth_root, tmp_pat
     np.testing.assert_array_equal(det.score(rgb), ref)  # full-size RGB frames: same resize
     fast = Detector.from_run(trained_run, precision="fp32", engine="stream")
     np.testing.assert_allclose(fast.score(np.asarray(video)), ref, rtol=1e-5, atol=1e-6)
-    det.cfg.score.edge = fast.cfg.score.edge = "copy"
+    copy_rule = det.protocol.replace(edge="copy")  # the same protocol with another edge rule
+    with pytest.warns(RuntimeWarning, match="edge clamp, .* edge copy"):  # threshold.json's
+        det = Detector.from_run(trained_run, precision="fp32", protocol=copy_rule)
+        fast = Detector.from_run(trained_run, precision="fp32", engine="stream", protocol=copy_rule)
     ref_copy, _ = reconstruct_video(det.forward.model, video, det.T, patch=8, edge="copy")
     np.testing.assert_array_equal(det.score(np.asarray(video)), ref_copy)
     np.testing.assert_allclose(fast.score(np.asarray(video)), ref_copy, rtol=1e-5, atol=1e-6)
@@ -198,7 +201,7 @@ def test_holdout_calibration_and_threshold_override(synth_root, tmp_path, capsys
 
 
 def test_precision_auto_follows_native_bf16(monkeypatch):
-    import ddlvad.infer.backends as d
+    import ddlvad.scoring.backends as d
 
     monkeypatch.setattr(d, "native_bf16", lambda: True)
     assert d.resolve_precision("auto", "cpu") == "bf16"

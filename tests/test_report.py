@@ -4,8 +4,9 @@ from html.parser import HTMLParser
 
 import pytest
 
+from ddlvad.api import Run
 from ddlvad.cli import main
-from ddlvad.report.page import build_report, parse_frames
+from ddlvad.report.page import parse_frames
 from tests.conftest import tiny_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -49,7 +50,7 @@ def report_runs(trained_run, synth_root, tmp_path_factory):
 
 def test_report_is_self_contained(report_runs):
     run, other = report_runs
-    out = build_report(run, compare=other, progress=False)  # runs `test` first
+    out = Run(run).report(compare=other, progress=False)  # runs `test` first
     assert out == run / "report.html" and (run / "metrics.json").exists()
     text = out.read_text()
     p = Collect()

@@ -101,7 +101,8 @@ class TrainConfig:
 
 @dataclass
 class ScoreConfig:
-    """Frame scoring protocol."""
+    """Frame scoring: the protocol's fields (``ddlvad.scoring.protocol.ScoreProtocol``, which
+    also says what each means), then how scoring runs (batch, weights, BN statistics)."""
 
     patch: int = 16
     shifted: bool = False  # add the 8-px-shifted grid (authors' code)
@@ -115,11 +116,6 @@ class ScoreConfig:
     # the pseudo-anomalous pass of every step
     bn: str = "clean"
     gain: int = 0  # N > 0: calibrate test brightness to training's over the last N frames
-
-
-# The score.* keys that change a run's numbers: each set by a ``ddlvad test`` flag and
-# recorded under ``protocol`` in metrics.json.
-SCORE_PROTOCOL = ("patch", "shifted", "median", "normalize", "edge", "gain")
 
 
 @dataclass

@@ -18,16 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.rundir import claim_run, load_trained, pick_device
-    from ddlvad.train.calibrate import write_threshold
+    from ddlvad.api import Run
 
-    device = pick_device("auto")
-    cfg, model = load_trained(args.run, device=device)
-    if args.quantile is not None:
-        cfg.calib.quantile = args.quantile
-    cfg.validate(f"{args.run} with --quantile")
-    with claim_run(args.run):  # not while the run is being trained
-        result = write_threshold(args.run, cfg, model, device, progress=True)
+    result = Run(args.run).calibrate(quantile=args.quantile, progress=True)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -18,10 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.infer.export import TOLERANCE, export_onnx
+    from ddlvad.api import Run
+    from ddlvad.infer.export import TOLERANCE
 
     resolve_run(args, "export")
-    report = export_onnx(args.run, check=not args.no_check)
+    report = Run(args.run).export(check=not args.no_check)
     print(json.dumps(report, indent=2))
     if report.get("match") is False:
         print(f"ddlvad export: onnxruntime differs from torch by more than {TOLERANCE}")

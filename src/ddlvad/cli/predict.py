@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ddlvad.cli.common import add_run_or_model, resolve_run
-from ddlvad.infer import BACKENDS, ENGINES, INPUT_HELP, PRECISIONS
+from ddlvad.infer import INPUT_HELP
+from ddlvad.scoring import BACKENDS, ENGINES, PRECISIONS
 
 HELP = "score a video file, folder or live stream with a run"
 
@@ -61,7 +62,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.infer.predict import run_predict
+    import torch
+
+    from ddlvad.api import Run
+    from ddlvad.infer.predict import resolve_input, run_predict
+    from ddlvad.rundir import warn_if_training
 
     resolve_run(args, "predict")
-    return run_predict(args)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    kind, target = resolve_input(args.input, args.live)
+    warn_if_training(args.run)
+    run = Run(args.run)
+    protocol = run.protocol().replace(median=args.median)
+    det = run.detector(
+        backend=args.backend,
+        precision=args.precision,
+        engine=args.engine if args.engine != "auto" else ("stream" if kind == "live" else "clip"),
+        device=args.device,
+        threshold=args.threshold,
+        protocol=protocol,
+        batch_size=args.batch_size,
+    )
+    return run_predict(args, det, kind, target)

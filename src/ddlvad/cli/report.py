@@ -1,5 +1,5 @@
 """``ddlvad report --run DIR``: plots and a self-contained report.html (``ddlvad.report``);
-``--ablation DIR``: the same for an ablation grid (``ddlvad.report.grid``)."""
+``--ablation DIR``: the same for an ablation grid (``ddlvad.experiments.grid_report``)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.ablation:
-        from ddlvad.report.grid import build_grid_report
+        from ddlvad.experiments.grid_report import build_grid_report
 
         ignored = [f for f, v in (("--compare", args.compare), ("--frames", args.frames)) if v]
         if ignored:
@@ -43,11 +43,11 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"wrote {build_grid_report(args.ablation)}")
         return 0
-    from ddlvad.report.page import build_report, parse_frames
+    from ddlvad.api import Run
+    from ddlvad.report.page import parse_frames
 
     resolve_run(args, "report")
-    out = build_report(
-        args.run,
+    out = Run(args.run).report(
         compare=args.compare,
         frames=parse_frames(args.frames) if args.frames else None,
         clips=args.clips,

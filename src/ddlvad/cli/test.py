@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from ddlvad.cli.common import add_data, add_run_or_model, build_config, resolve_run
-from ddlvad.config import SCORE_PROTOCOL, parse_set
+from ddlvad.config import Config
 from ddlvad.rundir import METRICS, PROTOCOLS, load_run_config, scene_dirs
+from ddlvad.scoring.protocol import ScoreProtocol
 
 HELP = "score a labelled test split; report AUCs"
 
@@ -45,17 +46,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _flags(args: argparse.Namespace) -> dict:
-    """The protocol flags given on the command line (they win over --set)."""
-    return {k: getattr(args, k) for k in SCORE_PROTOCOL if getattr(args, k, None) is not None}
+def scoring(args: argparse.Namespace, run: str | Path) -> tuple[Config, ScoreProtocol]:
+    """The config (the run's, then --root/--data/--scene/--set) and the protocol (the
+    config's, then the protocol flags, which win over --set) that ``run`` is tested with:
+    the same for a single run and for each run of a per-scene folder."""
+    cfg = build_config(args, load_run_config(run))
+    flags = {k: getattr(args, k, None) for k in ScoreProtocol.names()}
+    return cfg, ScoreProtocol.from_config(cfg).replace(**flags)
 
 
 def _test_scenes(args: argparse.Namespace) -> int:
-    from ddlvad.train.scenes import test_scenes
+    from ddlvad.experiments.scenes import test_scenes
 
-    over = parse_set(args.set or [])
-    over.update({f"score.{k}": v for k, v in _flags(args).items()})
-    doc = test_scenes(Path(args.run), over, progress=not args.quiet)
+    doc = test_scenes(Path(args.run), lambda run: scoring(args, run), progress=not args.quiet)
     for scene, m in doc["scenes"].items():
         print(f"scene {scene}: frame AUC micro {100 * m['frame_auc_micro']:.2f}")
     print(
@@ -66,22 +69,21 @@ def _test_scenes(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddlvad.scoring.evaluate import evaluate
+    from ddlvad.api import Run
 
     resolve_run(args, "test")
     if scene_dirs(args.run):  # a --scene all folder: one run per scene
         return _test_scenes(args)
-    cfg = build_config(args, load_run_config(args.run))
-    for key, value in _flags(args).items():
-        setattr(cfg.score, key, value)
+    cfg, protocol = scoring(args, args.run)
+    run = Run(args.run)
     if args.protocols:
-        from ddlvad.scoring.protocols import compare_protocols, table_text
+        from ddlvad.scoring.protocols import table_text
 
-        print(table_text(compare_protocols(args.run, cfg, progress=not args.quiet)))
+        print(table_text(run.compare_protocols(cfg, protocol=protocol, progress=not args.quiet)))
         print(f"wrote {Path(args.run) / PROTOCOLS}")
         return 0
-    m = evaluate(args.run, cfg, progress=not args.quiet, pixel_stride=args.pixel_stride)
-    s = cfg.score
+    m = run.test(cfg, protocol=protocol, progress=not args.quiet, pixel_stride=args.pixel_stride)
+    s = protocol
     print(
         f"protocol: patch {s.patch}{' + shifted grid' if s.shifted else ''} | "
         f"median {s.median or 'off'} | per-video min-max {'on' if s.normalize else 'off'} | "

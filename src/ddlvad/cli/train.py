@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ddlvad.cli.common import add_data, build_config
-from ddlvad.rundir import CONFIG, SCENE_PREFIX, load_run_config
+from ddlvad.rundir import CONFIG, load_run_config
 
 HELP = "train a model into a run directory"
 
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         from ddlvad.train.distributed import launch
 
         return launch(args.nproc, _strip_nproc(args.argv))
-    from ddlvad.report.plots import plot_run_sigma
-    from ddlvad.train.loop import train
+    from ddlvad.api import Run
 
     cfg = build_config(args)
     if not cfg.data.root:
@@ -59,23 +58,17 @@ def run(args: argparse.Namespace) -> int:
         cfg = build_config(args, load_run_config(run_dir))
     if args.resume and args.overwrite:
         raise ValueError("--resume continues a run and --overwrite replaces it: pass one")
-    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes
     if cfg.data.scene == "all":
-        from ddlvad.train.scenes import train_scenes
+        from ddlvad.experiments.scenes import train_scenes
 
         out = train_scenes(
             cfg, run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
         )
-        for scene in out if main_rank else ():
-            scene_dir = run_dir / f"{SCENE_PREFIX}{scene}"
-            plot_run_sigma(scene_dir, load_run_config(scene_dir))
         print(json.dumps({"runs": str(run_dir), "scenes": list(out)}, indent=2))
         return 0
-    summary = train(
-        cfg, run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
+    summary = Run(run_dir).train(
+        cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
     )
-    if main_rank:
-        plot_run_sigma(run_dir, cfg)
     if summary.get("nothing_to_do"):
         print(f"ddlvad train: {summary['nothing_to_do']}", file=sys.stderr)
     print(json.dumps({"run": str(run_dir), **summary}, indent=2))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ddlvad.api import Run
 from ddlvad.config import Config, apply_overrides
 from ddlvad.io import atomic_write_json, atomic_write_text
 from ddlvad.rundir import METRICS, TRAIN_SUMMARY
@@ -63,17 +64,13 @@ def cell_config(base: Config, model: str, mode: str, seed: int) -> Config:
 
 def run_cell(cfg: Config, run_dir: Path, progress: bool) -> dict:
     """Train (or resume) and test one cell unless its metrics already exist."""
-    from ddlvad.report.plots import plot_run_sigma
-    from ddlvad.scoring.evaluate import evaluate
-    from ddlvad.train.loop import train
-
     metrics_path = run_dir / METRICS
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
+    run = Run(run_dir)
     if not (run_dir / TRAIN_SUMMARY).exists():  # resume: fresh when no checkpoint yet
-        train(cfg, run_dir, resume=True, progress=progress)
-        plot_run_sigma(run_dir, cfg)
-    return evaluate(run_dir, cfg, progress=progress)
+        run.train(cfg, resume=True, progress=progress)
+    return run.test(cfg, progress=progress)
 
 
 def cell_label(row: dict) -> str:

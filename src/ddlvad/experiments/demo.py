@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ddlvad.api import Run
 from ddlvad.config import load_preset
 from ddlvad.data.synthetic import SceneSpec, generate
-from ddlvad.report.plots import plot_run_sigma
-from ddlvad.scoring.evaluate import evaluate
-from ddlvad.train.loop import train
 
 
 def run_demo(
@@ -29,8 +27,7 @@ def run_demo(
     cfg.data.cache_dir = str((out / "cache").resolve())
     if epochs:
         cfg.train.epochs = epochs
-    run_dir = out / "run"
-    summary = train(cfg, run_dir, overwrite=True, progress=progress)  # a demo re-runs
-    plot_run_sigma(run_dir, cfg)
-    metrics = evaluate(run_dir, cfg, progress=progress)
-    return {**metrics, "sigma": summary["sigma"], "run": str(run_dir)}
+    run = Run(out / "run")
+    summary = run.train(cfg, overwrite=True, progress=progress)  # a demo re-runs
+    metrics = run.test(cfg, progress=progress)
+    return {**metrics, "sigma": summary["sigma"], "run": str(run.path)}

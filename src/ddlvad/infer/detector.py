@@ -1,13 +1,14 @@
 """Numpy-facing detector over a trained run: frames in, anomaly scores out.
 
-    det = Detector.from_run("runs/ped2_cpu")
+    det = Detector.from_run("runs/ped2_cpu")    # or Detector.from_pretrained("ped2")
     raw = det.score(frames)          # (N,) raw scores for (N, h, w, 3) uint8 RGB frames
     alert = det.smooth(raw) > det.threshold
 
-Frames go through the training preprocessing (``to_working``: area resize, gray when the run
-has one channel), then a sliding T-frame window centred on each frame (edge frames follow
-``score.edge``, as in ``ddlvad test``), then the error map and patch-max score. Frames can be
-pushed one at a time (``FrameScorer``), so files and live streams share one code path.
+Frames go through the training preprocessing (``prepare``: area resize, gray when the run
+has one channel), then the scoring engine (``ddlvad.scoring.engine``) under the run's
+protocol: a sliding T-frame window centred on each frame (edge frames follow ``score.edge``,
+as in ``ddlvad test``), the error map and the patch-max score. Frames can be pushed one at a
+time (``scorer``), so files and live streams share one code path.
 
 Engines: ``clip`` runs the model's own forward on (B, C, T, H, W) clips and gives exactly the
 scores of ``ddlvad test`` (torch fp32). ``stream`` (C3DSU only) encodes every frame once and
@@ -16,123 +17,47 @@ step of each Conv3D skip (the model's forward computes all T steps and keeps one
 about half the FLOPs, runs 2-3x faster at the cpu preset, and its scores equal ``clip``'s
 up to float rounding (about 1e-6).
 
-Backends (``ddlvad.infer.backends``): torch (fp32, or bf16 autocast: only worth it on CPUs with
-native bf16) and onnxruntime (fp32, the graphs written by ``ddlvad export``).
+Backends (``ddlvad.scoring.backends``): torch (fp32, or bf16 autocast: only worth it on CPUs
+with native bf16) and onnxruntime (fp32, the graphs written by ``ddlvad export``).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from ddlvad.config import Config
-from ddlvad.data.clips import to_tensor
 from ddlvad.data.sources import to_working
-from ddlvad.infer import BACKENDS, ENGINES
-from ddlvad.infer.backends import (
+from ddlvad.rundir import THRESHOLD, load_run_config, load_threshold, load_trained
+from ddlvad.scoring import BACKENDS, ENGINES
+from ddlvad.scoring.backends import (
     Backend,
     TorchForward,
     onnx_info,
     ort_forward,
     resolve_precision,
 )
-from ddlvad.rundir import THRESHOLD, load_run_config, load_threshold, load_trained
-from ddlvad.scoring.gain import Gain, RunningGain, gain_for_run
-from ddlvad.scoring.protocol import SlidingWindow, error_map, patch_max, smooth
+from ddlvad.scoring.engine import ScoreEngine, Session
+from ddlvad.scoring.gain import Gain, gain_for_run
+from ddlvad.scoring.post import ScorePipeline
+from ddlvad.scoring.protocol import ScoreProtocol
 
 
-class Scored(NamedTuple):
-    index: int  # frame index in the stream (0-based, in push order)
-    raw: float  # patch-max score
-    error: np.ndarray | None  # (H, W) error map when kept
-    meta: Any  # whatever was pushed with the frame
-
-
-class FrameScorer:
-    """Push working-size frames one by one; run batches of windows; get ``Scored`` in order."""
-
-    def __init__(self, det: Detector, keep_error: bool = False) -> None:
-        self.det, self.keep = det, keep_error
-        self.window = SlidingWindow(det.T, det.cfg.score.edge)
-        self.gain = RunningGain(det.gain) if det.gain is not None else None
-        self.frames: dict[int, np.ndarray] = {}
-        self.feats: dict[int, list[torch.Tensor]] = {}
-        self.meta: dict[int, Any] = {}
-        self.pending: deque[tuple[int, list[int]]] = deque()
-        self.last: Scored | None = None
-
-    def push(self, frame: np.ndarray, meta: Any = None) -> None:
-        """Add one (H, W, C) uint8 working-size frame (see ``Detector.prepare``)."""
-        i = self.window.n
-        if self.gain is not None:
-            frame = self.gain.push(frame)
-        self.frames[i], self.meta[i] = frame, meta
-        self.pending.extend(self.window.push())
-
-    def ready(self) -> bool:
-        return len(self.pending) >= self.det.batch_size
-
-    def run(self) -> list[Scored]:
-        """Score up to one batch of pending windows (a partial batch when fewer wait)."""
-        if not self.pending:
-            return []
-        n = min(self.det.batch_size, len(self.pending))
-        batch = [self.pending.popleft() for _ in range(n)]
-        x_t, y = self.det.reconstruct(batch, self.frames, self.feats)
-        err = error_map(x_t, y)  # (B, H, W)
-        s = patch_max(err, self.det.cfg.score.patch, self.det.cfg.score.shifted)
-        s = s.float().cpu().numpy()
-        errs = err.float().cpu().numpy() if self.keep else [None] * n
-        out: list[Scored] = []
-        for (c, _), raw, e in zip(batch, s, errs, strict=True):
-            if c == self.window.r and self.window.edge == "copy":
-                out += [self._copy(j, float(raw), e) for j in range(c)]
-            out.append(self._copy(c, float(raw), e))
-        self.last = out[-1]
-        self._evict()
-        return out
-
-    def finish(self) -> list[Scored]:
-        """End of stream: score everything left, then the right-edge frames."""
-        self.pending.extend(self.window.finish())
-        out = []
-        while self.pending:
-            out += self.run()
-        if self.last is not None:
-            e, raw = self.last.error, self.last.raw
-            out += [self._copy(j, raw, e) for j in range(self.last.index + 1, self.window.n)]
-        return out
-
-    def _copy(self, j: int, raw: float, e: np.ndarray | None) -> Scored:
-        return Scored(j, raw, e, self.meta.pop(j, None))
-
-    def _evict(self) -> None:
-        low = min([ids[0] for _, ids in self.pending] + [self.window.next - self.window.r])
-        for d in (self.frames, self.feats):
-            for k in [k for k in d if k < low and k < self.window.n - 1]:
-                del d[k]
-
-
-def _check_threshold_protocol(run_dir: Path, calib: dict | None, cfg: Config) -> None:
-    """Warn when threshold.json was calibrated under another patch/grid/median/gain than the
-    run's config: a threshold is a score level, and it means nothing under another protocol."""
-    if not calib or "patch" not in calib:
-        return
-    s = cfg.score
-    theirs = (calib["patch"], calib.get("shifted"), calib.get("median"), calib.get("gain", 0))
-    if theirs != (s.patch, s.shifted, s.median, s.gain):
+def _check_threshold_protocol(run_dir: Path, calib: dict | None, protocol: ScoreProtocol) -> None:
+    """Warn when threshold.json was calibrated under another protocol than the one scored
+    with: a threshold is a score level, and it means nothing under another protocol. A file
+    that records no protocol (or only part of it) is read as calibrated under this one."""
+    ours = protocol.alert()
+    theirs = ScoreProtocol.from_record(calib or {}, ours)
+    if theirs != ours:
         warnings.warn(
-            f"{run_dir / THRESHOLD}: calibrated at patch {calib['patch']}, shifted "
-            f"{calib.get('shifted')}, median {calib.get('median')}, gain {theirs[3]}, but the "
-            f"config scores with patch {s.patch}, shifted {s.shifted}, median {s.median}, "
-            f"gain {s.gain}; re-calibrate with "
+            f"{run_dir / THRESHOLD}: calibrated at {theirs.describe()}, but the config "
+            f"scores with {ours.describe()}; re-calibrate with "
             f"`python -m ddlvad.calibrate --run {run_dir}`",
             RuntimeWarning,
             stacklevel=3,
@@ -140,7 +65,11 @@ def _check_threshold_protocol(run_dir: Path, calib: dict | None, cfg: Config) ->
 
 
 class Detector:
-    """A trained run as a frame scorer. ``from_run`` is the usual way to build one."""
+    """A trained run as a frame scorer. ``from_run`` is the usual way to build one.
+
+    ``protocol`` (default: the config's ``score.*``) and ``batch_size`` (default
+    ``score.batch_size``) set how it scores; ``gain`` is the run's brightness calibration,
+    needed when the protocol's gain is on."""
 
     def __init__(
         self,
@@ -151,21 +80,36 @@ class Detector:
         threshold: float | None = None,
         threshold_source: str = "none",
         gain: Gain | None = None,
+        protocol: ScoreProtocol | None = None,
+        batch_size: int = 0,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.cfg, self.forward = cfg, forward
         self.T = cfg.model_T
-        if engine == "stream" and not forward.streams:
-            engine = "clip"  # T = 1 (UNet): each frame is its own window, nothing to reuse
-        self.engine = engine
-        self.size = (cfg.data.height, cfg.data.width, cfg.data.channels)
-        self.batch_size = cfg.score.batch_size
-        self.threshold, self.threshold_source = threshold, threshold_source
-        if cfg.score.gain and gain is None:
-            raise ValueError("score.gain is on: the detector needs the run's Gain")
+        self.protocol = protocol or ScoreProtocol.from_config(cfg)
         self.gain = gain  # causal brightness calibration (score.gain), applied per stream
+        self.scoring = ScoreEngine(
+            self.protocol,
+            forward,
+            self.T,
+            batch_size=batch_size or cfg.score.batch_size,
+            gain=gain,
+            stream=engine == "stream",
+        )
+        self.engine = self.scoring.mode  # "clip" where the backend has no stream engine
+        self.size = (cfg.data.height, cfg.data.width, cfg.data.channels)
+        self.threshold, self.threshold_source = threshold, threshold_source
         self.checkpoint: dict[str, Any] = {}  # the weights used (from_run fills it)
+
+    @property
+    def batch_size(self) -> int:
+        return self.scoring.batch_size
+
+    @property
+    def pipeline(self) -> ScorePipeline:
+        """Raw scores -> alert scores (``alert`` for a whole video, ``stream`` pushed)."""
+        return self.scoring.pipeline
 
     @classmethod
     def from_run(
@@ -177,6 +121,8 @@ class Detector:
         engine: str = "clip",
         device: str = "cpu",
         threshold: float | None = None,
+        protocol: ScoreProtocol | None = None,
+        batch_size: int = 0,
     ) -> Detector:
         """Load ``run_dir``'s config, weights (or model.onnx) and calibrated threshold.
 
@@ -184,32 +130,25 @@ class Detector:
         micro AUC 86.59 vs 86.51 in fp32), else fp32; fp32 gives ``ddlvad test``'s scores.
 
         ``threshold`` overrides ``run_dir/threshold.json``; without either, ``threshold``
-        is None and no alerts are raised."""
+        is None and no alerts are raised. ``protocol`` overrides the config's ``score.*``
+        (a threshold.json calibrated under another protocol is warned about)."""
         run_dir = Path(run_dir)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if backend == "onnxruntime" and precision == "auto":
-            precision = "fp32"
-        precision = resolve_precision(precision, device)
-        if backend == "onnxruntime":
-            if precision != "fp32":
-                raise ValueError("the onnxruntime backend runs fp32; use --precision fp32")
-            cfg = load_run_config(run_dir)
-            stream = engine == "stream" and cfg.model_T > 1
-            forward = ort_forward(run_dir, stream=stream)
-            info = onnx_info(run_dir)
-        else:
-            info = {}
-            cfg, model = load_trained(run_dir, device=device, info=info)
-            forward = TorchForward(model, precision, device)
+        cfg, forward, info = _load_backend(run_dir, backend, precision, engine, device)
+        protocol = protocol or ScoreProtocol.from_config(cfg)
         source = "cli"
         if threshold is None:
             calib = load_threshold(run_dir)
             threshold, source = (calib["threshold"], "calibrated") if calib else (None, "none")
-            _check_threshold_protocol(run_dir, calib, cfg)
-        gain = gain_for_run(run_dir, cfg)
+            _check_threshold_protocol(run_dir, calib, protocol)
         det = cls(
-            cfg, forward, engine=engine, threshold=threshold, threshold_source=source, gain=gain
+            cfg,
+            forward,
+            engine=engine,
+            threshold=threshold,
+            threshold_source=source,
+            gain=gain_for_run(run_dir, protocol),
+            protocol=protocol,
+            batch_size=batch_size,
         )
         det.checkpoint = info
         return det
@@ -239,49 +178,40 @@ class Detector:
             raise ValueError(f"this run takes RGB frames (C = 3), got gray {frame.shape}")
         return cv2.resize(frame, (W, H), interpolation=cv2.INTER_AREA)[:, :, None]
 
-    def scorer(self, keep_error: bool = False) -> FrameScorer:
-        return FrameScorer(self, keep_error)
+    def scorer(self, keep_error: bool = False) -> Session:
+        """Working-size frames (``prepare``) pushed one by one (``ScoreEngine.session``)."""
+        return self.scoring.session(keep_error)
 
     def score(
         self, frames: Iterable[np.ndarray], *, maps: bool = False
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Raw scores (N,) for N frames of one video, in order; with ``maps``, also the
         (N, H, W) error maps."""
-        sc = self.scorer(keep_error=maps)
-        out: list[Scored] = []
-        for f in frames:
-            sc.push(self.prepare(np.asarray(f)))
-            if sc.ready():
-                out += sc.run()
-        out += sc.finish()
-        raw = np.array([s.raw for s in out], dtype=np.float32)
-        return (raw, np.stack([s.error for s in out])) if maps else raw
+        prepared = (self.prepare(np.asarray(f)) for f in frames)
+        raw, err = self.scoring.score_frames(prepared, keep_maps=maps)
+        return (raw, err) if maps else raw
 
     def smooth(self, raw: np.ndarray) -> np.ndarray:
-        """The alert score of one whole video: the run's median filter, no normalisation."""
-        return smooth(raw, self.cfg.score.median)
+        """The alert score of one whole video: the post-processing (the run's median
+        filter), no normalisation."""
+        return self.pipeline.alert(raw)
 
-    def reconstruct(
-        self,
-        batch: list[tuple[int, list[int]]],
-        frames: dict[int, np.ndarray],
-        feats: dict[int, list[torch.Tensor]],
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(X^t, f(X)), both (B, C, H, W), for windows given as frame-index lists."""
-        t = self.T // 2
-        if self.engine == "clip":
-            X = torch.stack([to_tensor([frames[i] for i in ids]) for _, ids in batch])
-            return X[:, :, t], self.forward(X).cpu()  # X: (B, C, T, H, W)
-        new = sorted({i for _, ids in batch for i in ids} - feats.keys())
-        if new:
-            x = to_tensor([frames[i] for i in new]).transpose(0, 1)  # (N, C, H, W)
-            enc = self.forward.encode(x)
-            for k, i in enumerate(new):
-                feats[i] = [f[k] for f in enc]
-        levels = len(feats[batch[0][1][0]])
-        stacked = [  # per level (B, c, T, h, w)
-            torch.stack([torch.stack([feats[i][lv] for i in ids], 1) for _, ids in batch])
-            for lv in range(levels)
-        ]
-        x_t = to_tensor([frames[ids[t]] for _, ids in batch]).transpose(0, 1)
-        return x_t, self.forward.head(stacked).cpu()
+
+def _load_backend(
+    run_dir: Path, backend: str, precision: str, engine: str, device: str
+) -> tuple[Config, Backend, dict[str, Any]]:
+    """(config, backend, which weights) of a run: its torch model, or its ONNX graphs."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "onnxruntime" and precision == "auto":
+        precision = "fp32"
+    precision = resolve_precision(precision, device)
+    if backend == "onnxruntime":
+        if precision != "fp32":
+            raise ValueError("the onnxruntime backend runs fp32; use --precision fp32")
+        cfg = load_run_config(run_dir)
+        stream = engine == "stream" and cfg.model_T > 1
+        return cfg, ort_forward(run_dir, stream=stream), onnx_info(run_dir)
+    info: dict[str, Any] = {}
+    cfg, model = load_trained(run_dir, device=device, info=info)
+    return cfg, TorchForward(model, precision, device), info

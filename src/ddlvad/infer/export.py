@@ -1,4 +1,4 @@
-"""``ddlvad export --run DIR``: the run's model as ONNX (run by ``ddlvad.infer.backends``).
+"""``ddlvad export --run DIR``: the run's model as ONNX (run by ``ddlvad.scoring.backends``).
 
 ``DIR/model.onnx``: input ``clips`` (batch, C, T, H, W) float32 in [0, 1] -> output
 ``recon`` (batch, C, H, W), the reconstructed middle frame, as the torch model. For C3DSU
@@ -6,11 +6,12 @@
 ``model_encoder.onnx`` ``frames`` (n, C, H, W) -> ``f1..f4`` (n, c_l, h_l, w_l), and
 ``model_head.onnx`` ``s1..s4`` (batch, c_l, T, h_l, w_l) -> ``recon`` (batch, C, H, W).
 Batch dimensions are dynamic. Scoring (error map, patch max, median filter) stays outside
-the graphs, in ``ddlvad.scoring.protocol``.
+the graphs, in the scoring engine (``ddlvad.scoring.engine``).
 
-After writing, each path is checked against the torch fp32 model on random clips at batch
-1 and 3: the largest absolute difference of reconstructions and of frame scores must stay
-within ``TOLERANCE``; the figures go to ``DIR/model.onnx.json``. Needs the ``onnx`` extra.
+After writing, each path is checked against the torch fp32 model at batch 1 and 3: the
+largest absolute difference of reconstructions (random clips) and of frame scores (a random
+video through the scoring engine, the run's protocol, each backend) must stay within
+``TOLERANCE``; the figures go to ``DIR/model.onnx.json``. Needs the ``onnx`` extra.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from ddlvad.infer.backends import ort_forward
 from ddlvad.io import atomic_write, atomic_write_json
 from ddlvad.models.blocks import set_fast_path
 from ddlvad.models.stream import stream_modules
 from ddlvad.rundir import ONNX_FILE, ONNX_REPORT, ONNX_STREAM_FILES, load_trained
-from ddlvad.scoring.protocol import error_map, patch_max
+from ddlvad.scoring.backends import Backend, TorchForward, ort_forward
+from ddlvad.scoring.engine import ScoreEngine
+from ddlvad.scoring.protocol import ScoreProtocol
 
 TOLERANCE = 1e-4  # max |onnxruntime - torch| on reconstructions (in [0, 1]) and frame scores
 OPSET = 17
@@ -70,11 +73,11 @@ def save_onnx(path: Path, module, args: tuple, names: tuple[list, list], meta: d
     return atomic_write(path, lambda tmp: _write_onnx(module, args, tmp, names, meta))
 
 
-def _diffs(model, forward, cfg, stream: bool, batches=(1, 3)) -> dict[str, float]:
-    """Max |onnxruntime - torch fp32| on reconstructions and frame scores of random clips."""
-    d, s, T = cfg.data, cfg.score, model.T
+def _recon_diff(model, forward: Backend, cfg, stream: bool, batches=(1, 3)) -> float:
+    """Max |onnxruntime - torch fp32| of the reconstructions of random clips."""
+    d, T = cfg.data, model.T
     g = torch.Generator().manual_seed(0)
-    d_rec = d_score = 0.0
+    out = 0.0
     for b in batches:
         X = torch.rand(b, d.channels, T, d.height, d.width, generator=g)  # (B, C, T, H, W)
         with torch.inference_mode():
@@ -84,12 +87,31 @@ def _diffs(model, forward, cfg, stream: bool, batches=(1, 3)) -> dict[str, float
             y_ort = forward.head([f.reshape(b, T, *f.shape[1:]).transpose(1, 2) for f in feats])
         else:
             y_ort = forward(X)
-        x_t = X[:, :, T // 2]
-        s_torch = patch_max(error_map(x_t, y_torch), s.patch, s.shifted)
-        s_ort = patch_max(error_map(x_t, y_ort), s.patch, s.shifted)
-        d_rec = max(d_rec, float((y_torch - y_ort).abs().max()))
-        d_score = max(d_score, float((s_torch - s_ort).abs().max()))
-    return {"max_abs_diff_recon": d_rec, "max_abs_diff_score": d_score}
+        out = max(out, float((y_torch - y_ort).abs().max()))
+    return out
+
+
+def _score_diff(model, forward: Backend, cfg, stream: bool, batches=(1, 3)) -> float:
+    """Max |onnxruntime - torch fp32| of the frame scores of a random video, each through the
+    scoring engine (the run's patch grid; the median filter is not applied)."""
+    d, T = cfg.data, model.T
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (T + 4, d.height, d.width, d.channels), dtype=np.uint8)
+    protocol = ScoreProtocol.from_config(cfg).replace(gain=0)  # the graphs, not the footage
+    ref = TorchForward(model, "fp32", "cpu")
+    out = 0.0
+    for b in batches:
+        a, _ = ScoreEngine(protocol, ref, T, batch_size=b).score_video(video)
+        o, _ = ScoreEngine(protocol, forward, T, batch_size=b, stream=stream).score_video(video)
+        out = max(out, float(np.abs(a - o).max()))
+    return out
+
+
+def _diffs(model, forward: Backend, cfg, stream: bool) -> dict[str, float]:
+    return {
+        "max_abs_diff_recon": _recon_diff(model, forward, cfg, stream),
+        "max_abs_diff_score": _score_diff(model, forward, cfg, stream),
+    }
 
 
 def onnx_graphs(model: torch.nn.Module, cfg) -> list[tuple[str, Any, tuple, tuple]]:

@@ -7,7 +7,7 @@ scores it, and prints one status line per second.
 
 Causality: a frame's window needs the T // 2 frames after it, so its score comes out T // 2
 frames late (plus the batch); the median filter is causal (the last ``score.median``
-scores, see ``scoring.protocol.CausalMedian``) instead of the centred one of ``ddlvad
+scores, see ``scoring.post.CausalMedian``) instead of the centred one of ``ddlvad
 test``. Dropped frames are simply missing from the window (their neighbours become
 adjacent). Ctrl-C stops cleanly: the frames already read are scored and the outputs written.
 """
@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 
 from ddlvad.data.sources import SourceError
-from ddlvad.infer.detector import Detector, Scored
+from ddlvad.infer.detector import Detector
 from ddlvad.infer.overlay import OverlayWriter
-from ddlvad.scoring.protocol import CausalMedian
+from ddlvad.scoring.engine import Scored
 
 
 def open_capture(target: int | str) -> cv2.VideoCapture:
@@ -110,7 +110,7 @@ class LiveRun:
 
     def __init__(self, det: Detector, grab: Grabber, overlay: OverlayWriter | None, log) -> None:
         self.det, self.grab, self.overlay, self.log = det, grab, overlay, log
-        self.med = CausalMedian(det.cfg.score.median)
+        self.med = det.pipeline.stream(live=True)  # causal: a stream has no future frames
         self.rows: list[tuple[int, float, float, float, bool]] = []
         self.latency: list[float] = []
         self.t0 = self.last_print = time.perf_counter()
@@ -120,7 +120,7 @@ class LiveRun:
         thr = self.det.threshold
         for r in results:
             idx, t_grab, img = r.meta
-            s = self.med.push(r.raw)
+            ((_, s),) = self.med.push(r.raw)  # causal steps give each score at once
             alert = thr is not None and s > thr
             now = time.perf_counter()
             self.latency.append(now - t_grab)

@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ddlvad.data.sources import IMAGE_EXTS, VIDEO_EXTS, SourceError, natural_key, open_source
 from ddlvad.infer import INPUT_HELP
-from ddlvad.infer.detector import Detector, Scored
+from ddlvad.infer.detector import Detector
 from ddlvad.infer.overlay import OverlayWriter
 from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
-from ddlvad.rundir import PREDICT, warn_if_training
-from ddlvad.scoring.protocol import CentredMedian, ranges_of
+from ddlvad.rundir import PREDICT
+from ddlvad.scoring.engine import Scored
+from ddlvad.scoring.post import ranges_of
 
 Row = tuple[int, float, float, float, bool]  # frame, time_s (nan if unknown), raw, smoothed, alert
 
@@ -120,7 +120,7 @@ class _OverlayStage:
     def __init__(self, det: Detector, path: Path, fps: float | None) -> None:
         self.det, self.fps = det, fps
         self.writer = OverlayWriter(path, fps or 25.0, det.threshold)
-        self.med = CentredMedian(det.cfg.score.median)
+        self.med = det.pipeline.stream()  # the alert score, centred as on the whole file
         self.held: dict[int, Scored] = {}
 
     def add(self, results: list[Scored]) -> None:
@@ -215,23 +215,6 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "input"
 
 
-def build_detector(args: argparse.Namespace, live: bool) -> Detector:
-    engine = args.engine if args.engine != "auto" else ("stream" if live else "clip")
-    det = Detector.from_run(
-        args.run,
-        backend=args.backend,
-        precision=args.precision,
-        engine=engine,
-        device=args.device,
-        threshold=args.threshold,
-    )
-    if args.batch_size:
-        det.batch_size = args.batch_size
-    if args.median is not None:
-        det.cfg.score.median = args.median
-    return det
-
-
 def _predict_live(args, det: Detector, target: int | str, out: Path, log) -> tuple[dict, dict]:
     from ddlvad.infer.live import run_live
 
@@ -264,13 +247,9 @@ def _predict_files(args, det: Detector, videos: list, out: Path, log) -> tuple[d
     return results, stats
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    """The predict verb's work on parsed arguments (see ``ddlvad.cli.predict``)."""
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    kind, target = resolve_input(args.input, args.live)
-    warn_if_training(Path(args.run))
-    det = build_detector(args, kind == "live")
+def run_predict(args: argparse.Namespace, det: Detector, kind: str, target: Any) -> int:
+    """The predict verb's work on parsed arguments (see ``ddlvad.cli.predict``) with ``det``
+    on the input ``resolve_input`` found (``kind``, ``target``)."""
     out = Path(args.out) if args.out else Path(args.run) / PREDICT / _safe(Path(args.input).name)
     log = (lambda s: None) if args.quiet else print
     if det.threshold is None:
@@ -284,7 +263,7 @@ def run_predict(args: argparse.Namespace) -> int:
         "engine": det.engine,
         "threshold": det.threshold,
         "threshold_source": det.threshold_source,
-        "median": det.cfg.score.median,
+        "median": det.protocol.median,
         "median_rule": "causal (last N scores)" if kind == "live" else "centred (as ddlvad test)",
         "batch_size": det.batch_size,
         "checkpoint": det.checkpoint,  # the weights scored: file, epoch, step, sha256

@@ -5,13 +5,13 @@ and can be mailed as one file. Sections: metrics and protocol, ROC curves, one s
 timeline per test video (ground-truth anomalies shaded), the sigma(l) trajectory (Figure 5),
 pseudo-anomaly examples (Figure 4) and, with ``--compare OTHER_RUN``, reconstructions with
 vs without DDL (Figures 7/8), then the resolved config. Numbers come from the run's
-metrics.json and scores.csv; ``ddlvad test`` is run first when they are missing.
+metrics.json and scores.csv (``ddlvad test`` writes them; ``Run.report`` runs it first when
+they are missing), post-processed under the protocol metrics.json records.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import html
 import json
 import re
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddlvad.config import SCORE_PROTOCOL, Config
+from ddlvad.config import Config
 from ddlvad.io import atomic_write_text
 from ddlvad.report.plots import plot_roc, plot_score_timeline, plot_sigma_trajectory, read_sigma
 from ddlvad.rundir import (
@@ -34,8 +34,9 @@ from ddlvad.rundir import (
     SIGMA_PLOT,
     load_run_config,
 )
-from ddlvad.scoring.evaluate import evaluate, read_scores_csv
-from ddlvad.scoring.protocol import postprocess
+from ddlvad.scoring.evaluate import read_scores_csv
+from ddlvad.scoring.post import ScorePipeline
+from ddlvad.scoring.protocol import ScoreProtocol
 
 METRIC_ROWS = [
     ("frame_auc_micro", "frame AUC, micro (final scores)", "pct"),
@@ -101,13 +102,9 @@ def protocol_table(protocol: dict) -> str:
     return f"<table><tr><th>protocol</th><th>value</th></tr>{rows}</table>"
 
 
-def eval_config(cfg: Config, protocol: dict) -> Config:
-    """The run's config with the score.* choices that produced metrics.json."""
-    out = copy.deepcopy(cfg)
-    for k in SCORE_PROTOCOL:
-        if k in protocol:
-            setattr(out.score, k, protocol[k])
-    return out
+def metrics_protocol(cfg: Config, metrics: dict) -> ScoreProtocol:
+    """The protocol that produced metrics.json (the config's for fields it does not record)."""
+    return ScoreProtocol.from_record(metrics.get("protocol") or {}, ScoreProtocol.from_config(cfg))
 
 
 def clear_plots(plots: Path) -> None:
@@ -138,14 +135,15 @@ def timelines(scores: dict, metrics: dict, plots: Path, max_videos: int) -> list
     return out
 
 
-def roc_png(scores: dict, cfg: Config, plots: Path) -> Path:
+def roc_png(scores: dict, protocol: ScoreProtocol, plots: Path) -> Path:
     """ROC curves of the frames pooled: raw, smoothed, smoothed + per-video min-max."""
     vids = [s for s in scores.values() if (s["label"] >= 0).all()]
     y = np.concatenate([s["label"] for s in vids])
+    post = ScorePipeline(protocol)
     curves = {
         "raw": (y, np.concatenate([s["raw"] for s in vids])),
-        "no normalisation": (y, np.concatenate([postprocess(s["raw"], cfg, False) for s in vids])),
-        "per-video min-max": (y, np.concatenate([postprocess(s["raw"], cfg, True) for s in vids])),
+        "no normalisation": (y, np.concatenate([post.final(s["raw"], False) for s in vids])),
+        "per-video min-max": (y, np.concatenate([post.final(s["raw"], True) for s in vids])),
     }
     return plot_roc(curves, plots / "roc.png")
 
@@ -220,23 +218,24 @@ def build_report(
     max_videos: int = 0,
     progress: bool = True,
 ) -> Path:
-    """Write ``run_dir/plots/*.png`` and ``run_dir/report.html``; returns the HTML path."""
+    """Write ``run_dir/plots/*.png`` and ``run_dir/report.html`` from the run's test results
+    (metrics.json, scores.csv); returns the HTML path."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    if not (run_dir / METRICS).exists() or not (run_dir / SCORES).exists():
-        evaluate(run_dir, cfg, progress=progress)
+    if not (run_dir / METRICS).exists():
+        raise FileNotFoundError(f"{run_dir / METRICS}: no metrics.json; run `ddlvad test` first")
     metrics = json.loads((run_dir / METRICS).read_text())
     scores = read_scores_csv(run_dir / SCORES)
     plots = run_dir / PLOTS
     clear_plots(plots)
-    ecfg = eval_config(cfg, metrics.get("protocol", {}))
+    protocol = metrics_protocol(cfg, metrics)
     other = Path(compare) if compare else None
     other_metrics = None
     if other is not None and (other / METRICS).exists():
         other_metrics = json.loads((other / METRICS).read_text())
     parts = [
         header(run_dir, cfg, metrics, other_metrics, other),
-        "<h2>ROC</h2>" + guarded("ROC", lambda: img_tag(roc_png(scores, ecfg, plots), "ROC")),
+        "<h2>ROC</h2>" + guarded("ROC", lambda: img_tag(roc_png(scores, protocol, plots), "ROC")),
         "<h2>Score timelines</h2><p>Grey: raw patch-max score; blue: final score; red: "
         "ground-truth anomalous frames.</p><div class='grid'>"
         + "".join(img_tag(p, p.stem) for p in timelines(scores, metrics, plots, max_videos))

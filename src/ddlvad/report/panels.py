@@ -3,7 +3,7 @@
 Each figure has two halves: a function that computes the arrays from run directories
 (reusing ``scoring`` and ``train``), and one that draws them. Images are
 (K, H, W, C) float arrays in [0, 1]; residuals are per-pixel L2 distances over channels, the
-same quantity as ``scoring.protocol.error_map``.
+same quantity as ``scoring.frame.error_map``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from ddlvad.data.layouts import load_pixel_masks
 from ddlvad.data.loading import load_videos, open_dataset
 from ddlvad.report.plots import plt, save_figure
 from ddlvad.rundir import load_creator, load_run_config, load_trained
-from ddlvad.scoring.protocol import error_map, ranges_of
+from ddlvad.scoring.frame import error_map
+from ddlvad.scoring.post import ranges_of
 from ddlvad.scoring.reconstruct import reconstruct_frames
 from ddlvad.train.data import make_clips
 
@@ -34,7 +35,7 @@ FIG4_COLUMNS = [
 
 
 def residual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(K, H, W, C) x2 -> (K, H, W): L2 over channels, via ``scoring.protocol.error_map``."""
+    """(K, H, W, C) x2 -> (K, H, W): L2 over channels, via ``scoring.frame.error_map``."""
     ta = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2)
     tb = torch.from_numpy(np.ascontiguousarray(b)).permute(0, 3, 1, 2)
     return error_map(ta, tb).numpy()

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ddlvad.config import Config  # noqa: E402
 from ddlvad.io import atomic_write  # noqa: E402
 from ddlvad.rundir import SIGMA_CSV, SIGMA_PLOT  # noqa: E402
-from ddlvad.scoring.protocol import ranges_of  # noqa: E402
+from ddlvad.scoring.post import ranges_of  # noqa: E402
 
 
 def read_sigma(path: str | Path) -> tuple[list[int], list[int], list[float]]:

@@ -1,4 +1,16 @@
-"""The scoring protocol and the test verb's library: ``protocol`` (error map, patch max,
-median filters, edge rule, windows, post-processing), ``reconstruct`` (the network over whole
-videos), ``metrics`` (frame and pixel AUC, EER, AP), ``evaluate`` (scores.csv, metrics.json)
-and ``protocols`` (every protocol side by side from one pass)."""
+"""The frame-scoring engine and the test verb's library.
+
+``protocol`` (``ScoreProtocol``: every scoring choice as one object), ``engine`` (frames in,
+one score per frame out, whole videos or pushed frame by frame) with its steps: ``window``
+(T-windows, edge rule), ``backends`` (torch, onnxruntime), ``frame`` (error map, patch max),
+``gain`` (brightness), ``post`` (median, normalisation, alert ranges). Then ``metrics``
+(frame and pixel AUC, EER, AP), ``evaluate`` (scores.csv, metrics.json), ``protocols``
+(every protocol side by side from one pass) and ``reconstruct`` (a torch model over a video).
+
+This file holds only the names the command line offers (imported by ``ddlvad --help``, so
+nothing heavy).
+"""
+
+BACKENDS = ("torch", "onnxruntime")
+PRECISIONS = ("auto", "fp32", "bf16")
+ENGINES = ("clip", "stream")

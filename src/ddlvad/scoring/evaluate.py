@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ddlvad.config import Config
 from ddlvad.data.layouts import VideoRecord, load_pixel_masks
@@ -43,7 +41,8 @@ from ddlvad.rundir import (
     pick_device,
     warn_if_training,
 )
-from ddlvad.scoring.gain import Gain, gain_for_run
+from ddlvad.scoring.backends import TorchForward
+from ddlvad.scoring.engine import ScoreEngine, engine_for_run
 from ddlvad.scoring.metrics import (
     MACRO_RULE,
     PixelAUC,
@@ -53,8 +52,8 @@ from ddlvad.scoring.metrics import (
     macro_videos,
     micro_auc,
 )
-from ddlvad.scoring.protocol import EDGE_RULES, check_edge, postprocess
-from ddlvad.scoring.reconstruct import reconstruct_video, score_kwargs
+from ddlvad.scoring.post import ScorePipeline
+from ddlvad.scoring.protocol import EDGE_RULES, ScoreProtocol
 
 SCORE_FIELDS = ["video", "frame", "raw", "smoothed", "label"]
 # Pixel AUC keeps every 2nd row and column of each error map (a fixed grid): a quarter of the
@@ -63,26 +62,21 @@ PIXEL_STRIDE = 2
 
 
 def score_split(
-    model,
+    engine: ScoreEngine,
     records: list[VideoRecord],
     videos: dict[str, np.ndarray],
-    cfg: Config,
-    device,
+    size: tuple[int, int],
     pixel_stride: int = PIXEL_STRIDE,
-    gain: Gain | None = None,
 ) -> tuple[dict[str, np.ndarray], PixelAUC]:
-    """Raw frame scores per video, plus pixel-AUC pixels from videos that ship pixel masks.
+    """Raw frame scores per video, plus pixel-AUC pixels from videos that ship pixel masks
+    (at the working ``size``, (H, W)).
 
     Error maps are kept for one masked video at a time and subsampled at once."""
-    d = cfg.data
-    T, kw = cfg.model_T, score_kwargs(cfg)
     raw: dict[str, np.ndarray] = {}
     acc = PixelAUC(pixel_stride)
     for rec in records:
-        masks = load_pixel_masks(rec, d.height, d.width)
-        raw[rec.name], maps = reconstruct_video(
-            model, videos[rec.name], T, device=device, keep_maps=masks is not None, gain=gain, **kw
-        )
+        masks = load_pixel_masks(rec, *size)
+        raw[rec.name], maps = engine.score_video(videos[rec.name], keep_maps=masks is not None)
         if masks is not None:
             acc.add(masks, maps)
     return raw, acc
@@ -115,18 +109,20 @@ def read_scores_csv(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def frame_metrics(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], cfg: Config) -> dict:
+def frame_metrics(
+    raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], protocol: ScoreProtocol
+) -> dict:
+    """The frame-level metrics of raw scores post-processed under ``protocol``."""
+    post = ScorePipeline(protocol)
     names = [n for n in raw if n in labels]
     y = [labels[n] for n in names]
-    final = [postprocess(raw[n], cfg) for n in names]
+    final = [post.final(raw[n]) for n in names]
     flat_y, flat_s = np.concatenate(y), np.concatenate(final)
     return {
         "frame_auc_micro": micro_auc(y, final),
         "frame_auc_macro": macro_auc(y, final),
-        "frame_auc_micro_normalized": micro_auc(y, [postprocess(raw[n], cfg, True) for n in names]),
-        "frame_auc_micro_unnormalized": micro_auc(
-            y, [postprocess(raw[n], cfg, False) for n in names]
-        ),
+        "frame_auc_micro_normalized": micro_auc(y, [post.final(raw[n], True) for n in names]),
+        "frame_auc_micro_unnormalized": micro_auc(y, [post.final(raw[n], False) for n in names]),
         "frame_auc_micro_unsmoothed": micro_auc(y, [raw[n] for n in names]),
         "eer": eer(flat_y, flat_s),
         "ap": average_precision(flat_y, flat_s),
@@ -151,34 +147,40 @@ def pixel_metrics(acc: PixelAUC, videos: int) -> dict[str, Any]:
     }
 
 
-def scores_csv(raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], cfg: Config) -> str:
+def scores_csv(
+    raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], protocol: ScoreProtocol
+) -> str:
+    post = ScorePipeline(protocol)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(SCORE_FIELDS)
     for name, r in raw.items():
-        sm = postprocess(r, cfg)
+        sm = post.final(r)
         lab = labels.get(name)
         for i in range(len(r)):
             w.writerow([name, i, f"{r[i]:.6g}", f"{sm[i]:.6g}", "" if lab is None else int(lab[i])])
     return buf.getvalue()
 
 
-def protocol(cfg: Config, pixel_stride: int = PIXEL_STRIDE) -> dict[str, Any]:
-    """Every choice that changes the numbers, as recorded in metrics.json."""
-    check_edge(cfg.score.edge)
-    if cfg.score.median < 0 or pixel_stride < 1:
-        raise ValueError(
-            f"score.median must be >= 0 (0 = off) and the pixel stride >= 1, "
-            f"got {cfg.score.median} and {pixel_stride}"
-        )
+def protocol_record(
+    cfg: Config, protocol: ScoreProtocol, pixel_stride: int = PIXEL_STRIDE
+) -> dict[str, Any]:
+    """Every choice that changes the numbers, as recorded under ``protocol`` in metrics.json:
+    the protocol's record, then what else the scores depend on and the rules in words."""
+    if pixel_stride < 1:
+        raise ValueError(f"the pixel stride must be >= 1, got {pixel_stride}")
+    s = cfg.score
     return {
-        **asdict(cfg.score),
+        **protocol.record(),
+        "batch_size": s.batch_size,
+        "weights": s.weights,
+        "bn": s.bn,
         "T": cfg.data.T,
         "size": [cfg.data.height, cfg.data.width],
         "channels": cfg.data.channels,
         "frame_score": "max over patch x patch means of the per-pixel L2 error over channels"
-        + (" (plain and patch/2-shifted grids)" if cfg.score.shifted else " (plain grid)"),
-        "edge_rule": EDGE_RULES[cfg.score.edge],
+        + (" (plain and patch/2-shifted grids)" if protocol.shifted else " (plain grid)"),
+        "edge_rule": EDGE_RULES[protocol.edge],
         "macro_rule": MACRO_RULE,
         "pixel_stride": pixel_stride,
         "pixel_rule": "ROC AUC pooled over pixels of all frames of the test videos with pixel "
@@ -195,18 +197,24 @@ def evaluate(
     run_dir: str | Path,
     cfg: Config | None = None,
     *,
+    protocol: ScoreProtocol | None = None,
     progress: bool = True,
     pixel_stride: int = PIXEL_STRIDE,
 ) -> dict:
-    """Score the test split of the run's dataset; write scores.csv and metrics.json."""
+    """Score the test split of the run's dataset under ``protocol`` (default: the config's
+    ``score.*``); write scores.csv and metrics.json."""
     run_dir = Path(run_dir)
     device = pick_device(cfg.train.device if cfg else "auto")
     warn_if_training(run_dir)
     ckpt: dict[str, Any] = {}
     cfg, model = load_trained(run_dir, cfg, device, info=ckpt)
     cfg.validate()
-    protocol(cfg, pixel_stride)  # reject a bad protocol before scoring
-    gain = gain_for_run(run_dir, cfg)
+    protocol = protocol or ScoreProtocol.from_config(cfg)
+    record = protocol_record(cfg, protocol, pixel_stride)  # a bad one fails before scoring
+    forward = TorchForward(model, "fp32", device)  # fp32: the reference scores
+    engine = engine_for_run(
+        run_dir, protocol, forward, cfg.model_T, batch_size=cfg.score.batch_size
+    )
     ds = open_dataset(cfg)
     if not ds.test:
         raise ValueError(f"{cfg.data.root}: no test videos to score")
@@ -214,13 +222,13 @@ def evaluate(
     labels = {r.name: r.labels for r in ds.test if r.labels is not None}
     if not labels:
         raise ValueError(f"{cfg.data.root}: test split has no labels; use `ddlvad predict`")
-    with torch.inference_mode():
-        raw, acc = score_split(model, ds.test, videos, cfg, device, pixel_stride, gain)
-    metrics = frame_metrics(raw, labels, cfg)
+    size = (cfg.data.height, cfg.data.width)
+    raw, acc = score_split(engine, ds.test, videos, size, pixel_stride)
+    metrics = frame_metrics(raw, labels, protocol)
     metrics.update(pixel_metrics(acc, sum(r.has_masks for r in ds.test)))
-    metrics["protocol"] = protocol(cfg, pixel_stride)
+    metrics["protocol"] = record
     metrics["checkpoint"] = ckpt
-    atomic_write_text(run_dir / SCORES, scores_csv(raw, labels, cfg))
+    atomic_write_text(run_dir / SCORES, scores_csv(raw, labels, protocol))
     sidecar = {"checkpoint": ckpt, "protocol": metrics["protocol"], "written_by": "ddlvad test"}
     atomic_write_json(run_dir / SCORES_SIDECAR, json_safe(sidecar))
     atomic_write_json(run_dir / METRICS, json_safe(metrics))

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ddlvad.config import Config
 from ddlvad.rundir import TRAIN_SUMMARY, read_summary
+from ddlvad.scoring.protocol import ScoreProtocol
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,14 @@ class Gain:
     def __post_init__(self) -> None:
         if not (self.mu > 0 and self.window >= 1):
             raise ValueError(f"gain needs mu > 0 and window >= 1, got {self.mu}, {self.window}")
+
+    def video(self, video: np.ndarray) -> np.ndarray:
+        """A whole (N, H, W, C) uint8 video, calibrated (``apply_gain``)."""
+        return apply_gain(video, self)
+
+    def stream(self) -> RunningGain:
+        """The same calibration for frames pushed one by one (``RunningGain``)."""
+        return RunningGain(self)
 
 
 def frame_means(video: np.ndarray) -> np.ndarray:
@@ -80,9 +88,9 @@ def training_brightness(videos: dict[str, np.ndarray]) -> float:
     return float(means.mean()) if len(means) else float("nan")
 
 
-def gain_for_run(run_dir: str | Path, cfg: Config) -> Gain | None:
-    """The run's calibration under ``cfg.score.gain`` (None when it is 0)."""
-    if not cfg.score.gain:
+def gain_for_run(run_dir: str | Path, protocol: ScoreProtocol) -> Gain | None:
+    """The run's calibration under ``protocol.gain`` (None when it is 0)."""
+    if not protocol.gain:
         return None
     mu = read_summary(run_dir).get("frame_mean")
     if not isinstance(mu, int | float) or not mu > 0:
@@ -91,4 +99,4 @@ def gain_for_run(run_dir: str | Path, cfg: Config) -> Gain | None:
             "grey level (frame_mean), which runs trained before score.gain existed lack; "
             "retrain, or score with score.gain=0"
         )
-    return Gain(float(mu), cfg.score.gain)
+    return Gain(float(mu), protocol.gain)

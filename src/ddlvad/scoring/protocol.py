@@ -1,111 +1,36 @@
-"""The scoring protocol: how reconstruction error becomes one score per frame.
+"""The scoring protocol: every choice that turns reconstruction error into frame scores, as
+one object, ``ScoreProtocol``, which the engine (``ddlvad.scoring.engine``) applies in order:
+
+    frame --gain--> T-window (edge rule) --network--> error map --patch max--> raw score
+    raw score --post-processing steps (median)--> alert score   (threshold.json's threshold)
+    alert score --per-video min-max (normalize; ``ddlvad test`` only)--> final score
 
 error map e = ||X^t - f(X)||_2 over channels (B, H, W); frame score = the highest mean over a
-grid of ``patch`` x ``patch`` cells (optionally also over the grid shifted by patch/2); then a
-median filter per video (window 17 in the paper), and optionally per-video min-max
-normalisation. ``ddlvad test``, the threshold calibration, ``ddlvad predict`` and the overlay
-all score through the functions here.
+grid of ``patch`` x ``patch`` cells (``shifted``: also over the grid shifted by patch/2);
+``median``: the median filter window (17 in the paper, 0 = off); ``normalize``: per-video
+min-max of the final scores; ``edge``: how the first and last T//2 frames (no full T-window)
+are scored (``EDGE_RULES``); ``gain``: frames in the running brightness mean that calibrates
+footage to the training footage's (``ddlvad.scoring.gain``, 0 = off).
 
-Windows: frame t is scored from the T-frame clip centred on it. Edge frames (the first and
-last T//2, which have no full T-window) follow ``edge``:
-- ``clamp``: they are scored from clips whose missing neighbours are the nearest frame;
-- ``copy``: only full windows are scored, and each edge frame takes the score (and error
-  map) of the nearest full-window frame.
+A protocol comes from a config (``from_config``: ``cfg.score``) or from a verb's flags
+(``replace``). Its record (``record``: the fields as a flat dict) is written into
+threshold.json (top level, beside the threshold: the alert score's protocol), metrics.json
+(under ``protocol``) and a zoo card (``metrics.protocol``), and read back with
+``from_record``: a field a record lacks (files written before the field existed) takes the
+value of the protocol it is read against, so older files load as they always did.
 
-Median filters: ``smooth`` is the centred filter over a whole video (edges: nearest);
-``CentredMedian`` gives the same values on a stream, each once the frames after it arrived;
-``CausalMedian`` (live streams, which have no future frames) takes the last ``window`` scores.
+This module imports neither torch nor numpy (``ddlvad --help`` and the zoo read it).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import copy
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from scipy.ndimage import median_filter
-
-from ddlvad.config import Config
-from ddlvad.data.clips import window_indices
-
-
-def error_map(x_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) x2 -> (B, H, W) per-pixel Euclidean distance over channels."""
-    return torch.linalg.vector_norm(x_t - y, dim=1)
-
-
-def patch_max(err: torch.Tensor, patch: int = 16, shifted: bool = False) -> torch.Tensor:
-    """(B, H, W) -> (B,): the highest mean over non-overlapping patch x patch cells."""
-    e = err[:, None]  # (B, 1, H, W)
-    score = F.avg_pool2d(e, patch, stride=patch).flatten(1).amax(1)
-    if shifted:
-        h = patch // 2
-        s2 = F.avg_pool2d(e[..., h:, h:], patch, stride=patch).flatten(1).amax(1)
-        score = torch.maximum(score, s2)
-    return score
-
-
-def smooth(scores: np.ndarray, window: int = 17) -> np.ndarray:
-    """Median filter over one video's frame scores (edges: nearest); window 0 or 1 = off."""
-    if window <= 1 or len(scores) == 0:
-        return np.asarray(scores, dtype=np.float64)
-    return median_filter(np.asarray(scores, dtype=np.float64), size=window, mode="nearest")
-
-
-class CentredMedian:
-    """``smooth`` computed on a stream: the value of item i comes out once item
-    i + (window - 1) // 2 has arrived, or at ``finish``."""
-
-    def __init__(self, window: int) -> None:
-        self.w = max(window, 1)
-        self.lo, self.hi = self.w // 2, (self.w - 1) // 2  # the window is [i - lo, i + hi]
-        self.raw: list[float] = []
-        self.next = 0
-
-    def push(self, raw: float) -> list[tuple[int, float]]:
-        self.raw.append(raw)
-        return self._emit(len(self.raw) - 1 - self.hi)
-
-    def finish(self) -> list[tuple[int, float]]:
-        return self._emit(len(self.raw) - 1)
-
-    def _emit(self, last: int) -> list[tuple[int, float]]:
-        out = []
-        while self.next <= last:
-            i = self.next
-            # the slice holds i's whole window, or ends where the stream does: ``smooth`` on
-            # it gives the value ``smooth`` gives on the whole stream
-            a, b = max(i - self.lo, 0), min(i + self.hi + 1, len(self.raw))
-            out.append((i, float(smooth(np.asarray(self.raw[a:b]), self.w)[i - a])))
-            self.next += 1
-        return out
-
-
-class CausalMedian:
-    """Live smoothing: the median of the last ``window`` raw scores (fewer at the start).
-
-    A live stream has no future frames, so this replaces the centred filter of ``ddlvad
-    test``; a step in the raw score shows up about window/2 frames later. 0 or 1 = off."""
-
-    def __init__(self, window: int) -> None:
-        self.buf: deque[float] = deque(maxlen=max(window, 1))
-
-    def push(self, raw: float) -> float:
-        self.buf.append(raw)
-        return sorted(self.buf)[len(self.buf) // 2]
-
-
-def minmax(scores: np.ndarray) -> np.ndarray:
-    lo, hi = float(np.min(scores)), float(np.max(scores))
-    return (scores - lo) / (hi - lo) if hi > lo else np.zeros_like(scores)
-
-
-def postprocess(raw: np.ndarray, cfg: Config, normalize: bool | None = None) -> np.ndarray:
-    """Median filter (score.median), then per-video min-max when normalisation is on."""
-    out = smooth(raw, cfg.score.median)
-    return minmax(out) if (cfg.score.normalize if normalize is None else normalize) else out
-
+if TYPE_CHECKING:
+    from ddlvad.config import Config
 
 EDGE_RULES = {
     "clamp": "edge frames are scored from clips whose missing neighbours repeat the nearest frame",
@@ -128,48 +53,75 @@ def check_patch(patch: int, height: int, width: int, shifted: bool = False) -> N
         )
 
 
-class SlidingWindow:
-    """Frame count -> the centred T-windows of frame indices that get scored.
+@dataclass(frozen=True)
+class ScoreProtocol:
+    """Every ``score.*`` choice that changes a run's numbers (field order: ``cfg.score``'s).
 
-    ``clamp``: every frame is a centre, missing neighbours repeat the nearest frame.
-    ``copy``: only full windows are centres (the scorer copies their scores to the edges)."""
+    To add a step: a field here, read from ``cfg.score`` by ``from_config``, and its step
+    object in ``ddlvad.scoring.post`` (``post_steps``); records without the field read as
+    the protocol they are compared with."""
 
-    def __init__(self, T: int, edge: str = "clamp") -> None:
-        check_edge(edge)
-        self.T, self.r, self.edge, self.n = T, T // 2, edge, 0
-        self.next = 0 if edge == "clamp" else self.r  # next centre to emit
+    patch: int = 16
+    shifted: bool = False
+    median: int = 17
+    normalize: bool = False
+    edge: str = "clamp"
+    gain: int = 0
 
-    def push(self) -> list[tuple[int, list[int]]]:
-        """Register one more frame; return the windows it completes."""
-        self.n += 1
-        out = []
-        while self.next + self.r < self.n:
-            out.append(self._clip(self.next))
-            self.next += 1
+    def __post_init__(self) -> None:
+        check_edge(self.edge)
+        for name, low in (("patch", 1), ("median", 0), ("gain", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"score.{name} must be an integer >= {low}, got {value!r}")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> ScoreProtocol:
+        """The protocol ``cfg.score`` describes."""
+        return cls(**{k: getattr(cfg.score, k) for k in cls.names()})
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], default: ScoreProtocol) -> ScoreProtocol:
+        """A written record; the fields it lacks are ``default``'s."""
+        return default.replace(**{k: record[k] for k in cls.names() if k in record})
+
+    def replace(self, **changes: Any) -> ScoreProtocol:
+        """A copy with ``changes`` (a verb's flags; ``None`` values are left alone)."""
+        unknown = set(changes) - set(self.names())
+        if unknown:
+            raise ValueError(f"unknown score protocol keys {sorted(unknown)}; {self.names()}")
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def record(self) -> dict[str, Any]:
+        """The fields as a flat dict, as written into threshold.json, metrics.json, cards."""
+        return asdict(self)
+
+    def alert(self) -> ScoreProtocol:
+        """The alert score's protocol: never min-max normalised (a stream has no whole video),
+        as calibrated into threshold.json and compared with ``--threshold`` levels."""
+        return self.replace(normalize=False)
+
+    def differences(self, other: ScoreProtocol) -> list[str]:
+        """``"patch 4 vs 8"`` for each field where ``self`` and ``other`` differ."""
+        return [
+            f"{k} {getattr(self, k)} vs {getattr(other, k)}"
+            for k in self.names()
+            if getattr(self, k) != getattr(other, k)
+        ]
+
+    def describe(self) -> str:
+        """``"patch 8, shifted False, ..., gain 0"`` (the alert score's fields for an alert
+        protocol, every field otherwise)."""
+        keys = [k for k in self.names() if k != "normalize" or self.normalize]
+        return ", ".join(f"{k} {getattr(self, k)}" for k in keys)
+
+    def apply(self, cfg: Config) -> Config:
+        """A copy of ``cfg`` whose ``score.*`` fields are this protocol's."""
+        out = copy.deepcopy(cfg)
+        for k, v in self.record().items():
+            setattr(out.score, k, v)
         return out
-
-    def finish(self) -> list[tuple[int, list[int]]]:
-        """End of stream: the right-edge windows (clamp only)."""
-        if self.edge == "copy" and self.n < self.T:
-            raise ValueError(f"edge rule 'copy' needs at least T = {self.T} frames, got {self.n}")
-        out = [self._clip(c) for c in range(self.next, self.n)] if self.edge == "clamp" else []
-        self.next = max(self.next, self.n)
-        return out
-
-    def windows(self, n: int) -> list[tuple[int, list[int]]]:
-        """Every (centre, frame indices) window of a whole video of ``n`` frames, in order."""
-        out = []
-        for _ in range(n):
-            out += self.push()
-        return out + self.finish()
-
-    def _clip(self, c: int) -> tuple[int, list[int]]:
-        return c, window_indices(c, self.n, self.T)
-
-
-def ranges_of(flags: np.ndarray) -> list[tuple[int, int]]:
-    """0-based inclusive (start, end) index ranges of consecutive True values."""
-    f = np.concatenate([[False], np.asarray(flags, dtype=bool), [False]])
-    d = np.diff(f.astype(np.int8))
-    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
-    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]

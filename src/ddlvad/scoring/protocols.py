@@ -9,7 +9,6 @@ at 128), so a user tuning a camera sees every protocol's AUC for the price of on
 
 from __future__ import annotations
 
-import copy
 import itertools
 from pathlib import Path
 from typing import Any
@@ -20,35 +19,25 @@ import torch
 from ddlvad.config import Config
 from ddlvad.io import atomic_write_json
 from ddlvad.rundir import PROTOCOLS, load_trained, pick_device
-from ddlvad.scoring.gain import gain_for_run
-from ddlvad.scoring.protocol import patch_max
-from ddlvad.scoring.reconstruct import reconstruct_video
+from ddlvad.scoring.backends import TorchForward
+from ddlvad.scoring.engine import ScoreEngine, engine_for_run
+from ddlvad.scoring.frame import patch_max
+from ddlvad.scoring.protocol import ScoreProtocol
 
 PATCHES = (4, 8, 16, 32)
 MEDIANS = (0, 9, 17, 33)
 
 
 def raw_by_grid(
-    model, videos: dict[str, np.ndarray], cfg: Config, device, patches=PATCHES, gain=None
+    engine: ScoreEngine, videos: dict[str, np.ndarray], size: tuple[int, int], patches=PATCHES
 ) -> dict[tuple[int, bool], dict[str, np.ndarray]]:
-    """{(patch, shifted): {video: raw scores}} from one pass (edge rule cfg.score.edge;
-    brightness calibration ``gain``, a ``ddlvad.scoring.gain.Gain``, when given)."""
-    T, s = cfg.model_T, cfg.score
-    side = min(cfg.data.height, cfg.data.width)
+    """{(patch, shifted): {video: raw scores}} from one pass of ``engine`` (its edge rule and
+    gain) over ``videos`` of working ``size`` (H, W), each grid on the same error maps."""
+    side = min(size)
     grids = [(p, sh) for p in patches for sh in (False, True) if p <= side - (p // 2) * sh]
     out: dict[tuple[int, bool], dict[str, np.ndarray]] = {g: {} for g in grids}
     for name, video in videos.items():
-        _, maps = reconstruct_video(
-            model,
-            video,
-            T,
-            batch_size=s.batch_size,
-            device=device,
-            patch=1,
-            keep_maps=True,
-            edge=s.edge,
-            gain=gain,
-        )
+        _, maps = engine.score_video(video, keep_maps=True)
         err = torch.from_numpy(maps)  # (N, H, W)
         for p, sh in grids:
             out[(p, sh)][name] = patch_max(err, p, sh).double().numpy()
@@ -58,7 +47,7 @@ def raw_by_grid(
 def protocol_rows(
     raw: dict[tuple[int, bool], dict[str, np.ndarray]],
     labels: dict[str, np.ndarray],
-    cfg: Config,
+    base: ScoreProtocol,
     medians=MEDIANS,
 ) -> list[dict[str, Any]]:
     """One row per (patch, shifted, median): micro, per-video-normalised micro, macro AUC."""
@@ -66,9 +55,8 @@ def protocol_rows(
 
     rows = []
     for (p, sh), m in itertools.product(raw, medians):
-        c = copy.deepcopy(cfg)
-        c.score.patch, c.score.shifted, c.score.median, c.score.normalize = p, sh, m, False
-        met = frame_metrics(raw[(p, sh)], labels, c)
+        protocol = base.replace(patch=p, shifted=sh, median=m, normalize=False)
+        met = frame_metrics(raw[(p, sh)], labels, protocol)
         rows.append(
             {
                 "patch": p,
@@ -92,23 +80,33 @@ def table_text(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def compare_protocols(run_dir: str | Path, cfg: Config, progress: bool = True) -> list[dict]:
-    """Score the run's test split once under every protocol; write RUN/protocols.json."""
+def compare_protocols(
+    run_dir: str | Path,
+    cfg: Config,
+    protocol: ScoreProtocol | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Score the run's test split once under every protocol (``protocol``'s edge rule and
+    gain; its patch and median among the rows); write RUN/protocols.json."""
     from ddlvad.data.loading import load_videos, open_dataset
 
     device = pick_device(cfg.train.device)
     info: dict[str, Any] = {}
     cfg, model = load_trained(run_dir, cfg, device, info=info)
-    gain = gain_for_run(run_dir, cfg)
+    own = protocol or ScoreProtocol.from_config(cfg)  # always among the rows
+    maps_only = own.replace(patch=1, shifted=False)  # every grid is taken from the maps
+    forward = TorchForward(model, "fp32", device)
+    engine = engine_for_run(
+        run_dir, maps_only, forward, cfg.model_T, batch_size=cfg.score.batch_size
+    )
     ds = open_dataset(cfg)
     labels = {r.name: r.labels for r in ds.test if r.labels is not None}
     if not labels:
         raise ValueError(f"{cfg.data.root}: test split has no labels to compare protocols on")
     videos = load_videos([r for r in ds.test if r.name in labels], cfg, progress)
-    own = cfg.score  # the run's own protocol is always among the rows
-    with torch.inference_mode():
-        raw = raw_by_grid(model, videos, cfg, device, sorted({*PATCHES, own.patch}), gain)
-    rows = protocol_rows(raw, labels, cfg, sorted({*MEDIANS, own.median}))
-    doc = {"checkpoint": info, "edge": cfg.score.edge, "gain": cfg.score.gain, "rows": rows}
+    size = (cfg.data.height, cfg.data.width)
+    raw = raw_by_grid(engine, videos, size, sorted({*PATCHES, own.patch}))
+    rows = protocol_rows(raw, labels, own, sorted({*MEDIANS, own.median}))
+    doc = {"checkpoint": info, "edge": own.edge, "gain": own.gain, "rows": rows}
     atomic_write_json(Path(run_dir) / PROTOCOLS, doc)
     return rows

@@ -28,20 +28,16 @@ import torch
 from ddlvad.config import Config
 from ddlvad.io import atomic_write_json
 from ddlvad.rundir import THRESHOLD
-from ddlvad.scoring.gain import Gain, gain_for_run
-from ddlvad.scoring.protocol import postprocess, ranges_of
-from ddlvad.scoring.reconstruct import score_videos
+from ddlvad.scoring.backends import TorchForward
+from ddlvad.scoring.engine import ScoreEngine, engine_for_run
+from ddlvad.scoring.post import ranges_of
+from ddlvad.scoring.protocol import ScoreProtocol
 from ddlvad.train.data import training_videos
 
 
-def calibrate(
-    model: torch.nn.Module,
-    cfg: Config,
-    videos: dict[str, np.ndarray],
-    device,
-    gain: Gain | None = None,
-) -> dict[str, Any]:
-    """Score normal ``videos`` ({name: (N, H, W, C) uint8}) and pick the alert threshold.
+def calibrate(engine: ScoreEngine, cfg: Config, videos: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Score normal ``videos`` ({name: (N, H, W, C) uint8}) with ``engine`` and pick the
+    alert threshold under its protocol (recorded with it, as the alert score's).
 
     Returns threshold (the ``cfg.calib.quantile`` quantile of median-filtered scores),
     quantile, frames, held_out (``cfg.calib.holdout > 0``), the share of those frames above
@@ -51,9 +47,9 @@ def calibrate(
         raise ValueError(f"calib.quantile must lie in (0, 1), got {q}")
     if not videos:
         raise ValueError("calibrate: no frames to calibrate on")
-    with torch.inference_mode():
-        raw = score_videos(model, videos, cfg, device, gain)
-    smoothed = {n: postprocess(r, cfg, normalize=False) for n, r in raw.items()}
+    protocol = engine.protocol.alert()
+    raw = {name: engine.score_video(v)[0] for name, v in videos.items()}
+    smoothed = {n: engine.pipeline.alert(r) for n, r in raw.items()}
     flat = np.concatenate(list(smoothed.values()))
     thr = float(np.quantile(flat, q))
     n_ranges = sum(len(ranges_of(s > thr)) for s in smoothed.values())
@@ -67,13 +63,9 @@ def calibrate(
         "videos": len(raw),
         "holdout": cfg.calib.holdout,
         "threshold_raw": float(np.quantile(np.concatenate(list(raw.values())), q)),
-        "score": f"raw patch-max score, median filter {cfg.score.median or 'off'}, "
-        "no normalisation",
+        "score": f"raw patch-max score, median filter {protocol.median or 'off'}, no normalisation",
         # the protocol the threshold belongs to: a threshold means nothing under another
-        "patch": cfg.score.patch,
-        "shifted": cfg.score.shifted,
-        "median": cfg.score.median,
-        "gain": cfg.score.gain,
+        **protocol.record(),
     }
 
 
@@ -82,6 +74,14 @@ def calibration_videos(cfg: Config, progress: bool = False) -> dict[str, np.ndar
 
     Opens the dataset; training passes the frames its own setup split off instead."""
     return training_videos(cfg, progress).calibration
+
+
+def run_engine(run_dir: str | Path, cfg: Config, model: torch.nn.Module, device) -> ScoreEngine:
+    """The engine a run's threshold is calibrated with: the torch model in fp32 under the
+    config's protocol."""
+    forward = TorchForward(model, "fp32", device)
+    protocol = ScoreProtocol.from_config(cfg)
+    return engine_for_run(run_dir, protocol, forward, cfg.model_T, batch_size=cfg.score.batch_size)
 
 
 def write_threshold(
@@ -96,6 +96,6 @@ def write_threshold(
     dataset); write ``run_dir/threshold.json``."""
     if videos is None:
         videos = calibration_videos(cfg, progress)
-    result = calibrate(model, cfg, videos, device, gain_for_run(run_dir, cfg))
+    result = calibrate(run_engine(run_dir, cfg, model, device), cfg, videos)
     atomic_write_json(Path(run_dir) / THRESHOLD, result)
     return result

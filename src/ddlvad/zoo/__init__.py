@@ -9,7 +9,8 @@ it to a folder of the user's, which then acts as an ordinary run.
 
 ``python -m ddlvad.zoo pack RUN NAME --command "..."`` makes an entry from a trained and
 tested run; ``python -m ddlvad.zoo check NAME METRICS_JSON`` compares a fresh
-``metrics.json`` with the card (CI's real-data regression check).
+``metrics.json`` with the card (CI's real-data regression check): the protocol it was scored
+with (the card's ``metrics.protocol``; a card without one accepts any), then the micro AUC.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ddlvad import rundir
+from ddlvad.scoring.protocol import ScoreProtocol
 
 ZOO_DIR = Path(__file__).resolve().parent
 CARD = "card.json"
@@ -115,9 +117,19 @@ def card_line(name: str, root: Path | None = None) -> str:
 
 
 def check_metrics(name: str, metrics_path: str | Path, tol: float = 1e-4) -> str:
-    """Compare a fresh metrics.json's micro AUC with the card's; ZooError beyond ``tol``."""
-    want = read_card(name)["metrics"]["frame_auc_micro"]  # the installed entry's card
-    got = json.loads(Path(metrics_path).read_text())["frame_auc_micro"]
+    """Compare a fresh metrics.json with the card: ZooError when it was scored under another
+    protocol, or when its micro AUC is further than ``tol`` from the card's."""
+    card = read_card(name)  # the installed entry's card
+    fresh = json.loads(Path(metrics_path).read_text())
+    scored = ScoreProtocol.from_record(fresh.get("protocol") or {}, ScoreProtocol())
+    carded = ScoreProtocol.from_record(card["metrics"].get("protocol") or {}, scored)
+    differ = carded.differences(scored)
+    if differ:
+        raise ZooError(
+            f"{metrics_path}: scored under another protocol than model {name!r}'s card "
+            f"(card vs this file: {', '.join(differ)}); score with the card's protocol"
+        )
+    want, got = card["metrics"]["frame_auc_micro"], fresh["frame_auc_micro"]
     if abs(got - want) > tol:
         raise ZooError(
             f"{metrics_path}: micro AUC {got:.6f} differs from model {name!r}'s card "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import platform
@@ -14,9 +13,9 @@ from typing import Any
 import torch
 
 from ddlvad.checkpoint import load_checkpoint
-from ddlvad.config import SCORE_PROTOCOL
 from ddlvad.io import atomic_write, atomic_write_json, atomic_write_text
 from ddlvad.rundir import CONFIG, METRICS, THRESHOLD, TRAIN_SUMMARY, load_run_config, load_trained
+from ddlvad.scoring.protocol import ScoreProtocol
 from ddlvad.zoo import CARD, CHECKPOINT, RUN_FILES, ZOO_DIR, sha256
 
 MAX_FILE_BYTES = 5 * 1024 * 1024  # weights in git: each file under 5 MB
@@ -61,12 +60,11 @@ def git_commit(repo: Path) -> str:
         return "unknown"
 
 
-def _write_entry_files(run: Path, entry: Path, protocol: dict[str, Any]) -> None:
-    cfg = load_run_config(run)
-    trained = copy.deepcopy(cfg.score)
-    for k in SCORE_PROTOCOL:  # the protocol the card's metrics were scored with
-        if k in protocol:
-            setattr(cfg.score, k, protocol[k])
+def _write_entry_files(run: Path, entry: Path, record: dict[str, Any]) -> None:
+    trained = load_run_config(run)
+    own = ScoreProtocol.from_config(trained)
+    protocol = ScoreProtocol.from_record(record, own)  # the card's metrics were scored so
+    cfg = protocol.apply(trained)
     ck = load_checkpoint(run / CHECKPOINT, cfg)
     keep = KEEP if cfg.score.weights == "ema" else tuple(k for k in KEEP if k not in EMA_KEYS)
     slim = {k: ck[k] for k in keep if k in ck}  # the EMA only when the entry scores with it
@@ -74,7 +72,7 @@ def _write_entry_files(run: Path, entry: Path, protocol: dict[str, Any]) -> None
     for rel in RUN_FILES[1:]:
         if (run / rel).is_file():
             shutil.copyfile(run / rel, entry / rel)
-    if cfg.score != trained:  # the run's threshold was calibrated under another protocol
+    if protocol.alert() != own.alert():  # the run's threshold belongs to another protocol
         _recalibrate(run, cfg, entry)
     cfg.data.root, cfg.data.cache_dir = "", ""  # the trainer's paths mean nothing elsewhere
     cfg.dump(entry / CONFIG)
@@ -82,10 +80,11 @@ def _write_entry_files(run: Path, entry: Path, protocol: dict[str, Any]) -> None
 
 def _recalibrate(run: Path, cfg, entry: Path) -> None:
     """threshold.json under the entry's protocol, on the run's own calibration frames."""
-    from ddlvad.train.calibrate import calibrate, calibration_videos
+    from ddlvad.train.calibrate import calibrate, calibration_videos, run_engine
 
     _, model = load_trained(run, cfg)
-    atomic_write_json(entry / THRESHOLD, calibrate(model, cfg, calibration_videos(cfg), "cpu"))
+    engine = run_engine(run, cfg, model, "cpu")
+    atomic_write_json(entry / THRESHOLD, calibrate(engine, cfg, calibration_videos(cfg)))
 
 
 def card_markdown(card: dict[str, Any]) -> str:

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ddlvad.infer import PRECISIONS
 from ddlvad.models.stream import stream_modules
 from ddlvad.rundir import CHECKPOINT, ONNX_FILE, ONNX_REPORT, ONNX_STREAM_FILES
+from ddlvad.scoring import PRECISIONS
 
 
 class Backend(Protocol):

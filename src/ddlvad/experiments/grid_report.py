@@ -1,6 +1,7 @@
 """``ddlvad report --ablation DIR``: an ablation grid (``ddlvad ablate``'s ablation.json) as
 one self-contained DIR/report.html: the grid with spread beside the paper, every finished
-run, and the DDL cells' sigma trajectories overlaid on one axis."""
+run, and the DDL cells' sigma trajectories overlaid on one axis (the page's parts from
+``ddlvad.report.page``)."""
 
 from __future__ import annotations
 

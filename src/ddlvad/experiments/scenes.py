@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from ddlvad.api import Run
 from ddlvad.config import Config
 from ddlvad.data.layouts import list_scenes
 from ddlvad.io import atomic_write_json
+from ddlvad.report.plots import plot_run_sigma
 from ddlvad.rundir import CONFIG, SCENE_PREFIX, TRAIN_SUMMARY, load_run_config, scene_dirs
+from ddlvad.scoring.protocol import ScoreProtocol
+
+# A scene run's test setup: (config, protocol) for its folder, as ``ddlvad test`` builds them.
+Scoring = Callable[[Path], tuple[Config, ScoreProtocol]]
 
 
 def train_scenes(
@@ -24,9 +32,8 @@ def train_scenes(
 ) -> dict:
     """Train one run per scene of ``cfg.data.root``; returns {scene: summary}.
 
-    A finished scene is skipped and an interrupted one resumed, unless ``overwrite``."""
-    from ddlvad.train.loop import train
-
+    A finished scene is skipped (its sigma plot redrawn) and an interrupted one resumed,
+    unless ``overwrite``."""
     scenes = list_scenes(cfg.data.root, cfg.data.layout)
     if not scenes:
         raise ValueError(f"{cfg.data.root}: no scenes or camera groups found for --scene all")
@@ -35,23 +42,29 @@ def train_scenes(
         run = out / f"{SCENE_PREFIX}{s}"
         if (run / TRAIN_SUMMARY).exists() and not overwrite:
             summaries[s] = json.loads((run / TRAIN_SUMMARY).read_text())
+            if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes
+                plot_run_sigma(run, load_run_config(run))
             continue
         c = copy.deepcopy(cfg)
         c.data.scene, c.name = s, f"{cfg.name}_{s}"
         again = not overwrite and (resume or (run / CONFIG).exists())
-        summaries[s] = train(c, run, resume=again, overwrite=overwrite, progress=progress)
+        summaries[s] = Run(run).train(c, resume=again, overwrite=overwrite, progress=progress)
     return summaries
 
 
-def test_scenes(out: Path, overrides: dict | None = None, *, progress: bool = True) -> dict:
-    """Test every scene run under ``out``; write ``out/scenes.json`` with the median AUC."""
-    from ddlvad.config import apply_overrides
-    from ddlvad.scoring.evaluate import evaluate
+def own_scoring(run: Path) -> tuple[Config, ScoreProtocol]:
+    """A scene run's own config and protocol."""
+    cfg = load_run_config(run)
+    return cfg, ScoreProtocol.from_config(cfg)
 
+
+def test_scenes(out: Path, scoring: Scoring = own_scoring, *, progress: bool = True) -> dict:
+    """Test every scene run under ``out``, each with the config and protocol ``scoring``
+    gives for it; write ``out/scenes.json`` with the median AUC."""
     per = {}
     for run in scene_dirs(out):
-        cfg = apply_overrides(load_run_config(run), overrides or {})
-        m = evaluate(run, cfg, progress=progress)
+        cfg, protocol = scoring(run)
+        m = Run(run).test(cfg, protocol=protocol, progress=progress)
         per[run.name[len(SCENE_PREFIX) :]] = {
             k: m[k] for k in ("frame_auc_micro", "frame_auc_macro", "frames", "anomalous_frames")
         }

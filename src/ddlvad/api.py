@@ -1,0 +1,165 @@
+"""The library API on one run directory; the ``ddlvad`` verbs call it, so the two agree.
+
+    from ddlvad import Run, load_preset
+
+    cfg = load_preset("cpu")
+    cfg.data.root = "/data/ped2"
+    run = Run("runs/ped2")
+    run.train(cfg)                    # checkpoints, sigma.csv, threshold.json
+    metrics = run.test(patch=12)      # scores.csv, metrics.json under that protocol
+    det = run.detector()              # frames in, scores out (``ddlvad.infer.detector``)
+    run.export(); run.report()        # model.onnx; report.html
+
+``load_run(path)`` opens a run that exists; ``Run.pretrained(name, out)`` a writable copy
+of a shipped model. Work over many runs (grids, sweeps, one run per scene) is in
+``ddlvad.experiments``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ddlvad.config import Config
+from ddlvad.rundir import CONFIG, METRICS, SCORES, load_run_config
+from ddlvad.scoring.protocol import ScoreProtocol
+
+if TYPE_CHECKING:
+    from ddlvad.infer.detector import Detector
+
+
+class Run:
+    """A run directory (``path``): train into it, then test, calibrate, score, export,
+    report. Each method imports what it needs when it runs."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @classmethod
+    def pretrained(cls, name: str, out: str | Path | None = None) -> Run:
+        """A copy of shipped model ``name`` at ``out`` (default ``./ddlvad-NAME``), each file
+        sha256-checked: a run the methods may write into."""
+        from ddlvad import zoo
+
+        return cls(zoo.materialize(name, out or zoo.default_run_dir(name)))
+
+    def config(self) -> Config:
+        """The run's config.yaml, validated."""
+        return load_run_config(self.path)
+
+    def protocol(self) -> ScoreProtocol:
+        """The scoring protocol of the run's config (``score.*``)."""
+        return ScoreProtocol.from_config(self.config())
+
+    def train(
+        self, cfg: Config, *, resume: bool = False, overwrite: bool = False, progress: bool = True
+    ) -> dict[str, Any]:
+        """Train (or ``resume``) ``cfg`` into this folder; plot its sigma trajectory (the
+        main process, under DDP). Returns the training summary."""
+        from ddlvad.report.plots import plot_run_sigma
+        from ddlvad.train.loop import train
+
+        summary = train(cfg, self.path, resume=resume, overwrite=overwrite, progress=progress)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes
+            plot_run_sigma(self.path, cfg)
+        return summary
+
+    def test(
+        self,
+        cfg: Config | None = None,
+        *,
+        protocol: ScoreProtocol | None = None,
+        progress: bool = True,
+        pixel_stride: int = 2,
+        **changes: Any,
+    ) -> dict[str, Any]:
+        """Score the labelled test split of ``cfg``'s dataset (default: the run's config)
+        under ``protocol`` (default: the config's) with ``changes`` (e.g. ``patch=8``);
+        write scores.csv and metrics.json and return the metrics."""
+        from ddlvad.scoring.evaluate import evaluate
+
+        cfg, protocol = self._scoring(cfg, protocol, changes)
+        return evaluate(
+            self.path, cfg, protocol=protocol, progress=progress, pixel_stride=pixel_stride
+        )
+
+    def compare_protocols(
+        self,
+        cfg: Config | None = None,
+        *,
+        protocol: ScoreProtocol | None = None,
+        progress: bool = True,
+        **changes: Any,
+    ) -> list[dict[str, Any]]:
+        """Micro and macro AUC under every patch, grid and median from one pass over the
+        test split (``protocol``'s edge rule and gain); writes protocols.json."""
+        from ddlvad.scoring.protocols import compare_protocols
+
+        cfg, protocol = self._scoring(cfg, protocol, changes)
+        return compare_protocols(self.path, cfg, protocol, progress=progress)
+
+    def calibrate(self, *, quantile: float | None = None, progress: bool = True) -> dict:
+        """Re-calibrate the alert threshold (threshold.json) on the run's normal frames."""
+        from ddlvad.rundir import claim_run, load_trained, pick_device
+        from ddlvad.train.calibrate import write_threshold
+
+        device = pick_device("auto")
+        cfg, model = load_trained(self.path, device=device)
+        if quantile is not None:
+            cfg.calib.quantile = quantile
+        cfg.validate(f"{self.path} with --quantile")
+        with claim_run(self.path):  # not while the run is being trained
+            return write_threshold(self.path, cfg, model, device, progress=progress)
+
+    def detector(self, **kwargs: Any) -> Detector:
+        """A ``Detector`` over this run (keywords: those of ``Detector.from_run``)."""
+        from ddlvad.infer.detector import Detector
+
+        return Detector.from_run(self.path, **kwargs)
+
+    def export(self, *, check: bool = True) -> dict[str, Any]:
+        """model.onnx (and the stream engine's graphs), checked against torch; the report."""
+        from ddlvad.infer.export import export_onnx
+
+        return export_onnx(self.path, check=check)
+
+    def report(
+        self,
+        *,
+        compare: str | Path | None = None,
+        frames: list[tuple[str, int]] | None = None,
+        clips: int = 3,
+        max_videos: int = 0,
+        progress: bool = True,
+    ) -> Path:
+        """plots/ and report.html, testing the run first when it has no test results."""
+        from ddlvad.report.page import build_report
+
+        if not (self.path / METRICS).exists() or not (self.path / SCORES).exists():
+            self.test(progress=progress)
+        return build_report(
+            self.path,
+            compare=compare,
+            frames=frames,
+            clips=clips,
+            max_videos=max_videos,
+            progress=progress,
+        )
+
+    def _scoring(
+        self, cfg: Config | None, protocol: ScoreProtocol | None, changes: dict[str, Any]
+    ) -> tuple[Config, ScoreProtocol]:
+        cfg = cfg or self.config()
+        return cfg, (protocol or ScoreProtocol.from_config(cfg)).replace(**changes)
+
+
+def load_run(path: str | Path) -> Run:
+    """The run at ``path``; FileNotFoundError when it holds no run (no config.yaml)."""
+    run = Run(path)
+    if not (run.path / CONFIG).is_file():
+        raise FileNotFoundError(f"{run.path / CONFIG}: no config.yaml; is {path} a ddlvad run?")
+    return run
