@@ -50,6 +50,13 @@ def test_train_and_test_per_scene_with_median(multi, tmp_path, capsys):
     aucs = sorted(v["frame_auc_micro"] for v in doc["scenes"].values())
     assert doc["median_frame_auc_micro"] == pytest.approx(sum(aucs) / 2)  # median of two
     assert "scene camA" in printed and "median over 2 scenes" in printed
+    # the protocol flags and --set reach every scene as they reach a single run
+    assert (
+        main(["test", "--run", str(out), "--quiet", "--patch", "4", "--set", "score.median=3"]) == 0
+    )
+    for scene in ("camA", "camB"):
+        p = json.loads((out / f"scene_{scene}" / "metrics.json").read_text())["protocol"]
+        assert (p["patch"], p["median"]) == (4, 3)
     stamp = (out / "scene_camA" / "checkpoints" / "last.pt").stat().st_mtime_ns
     assert main(args) == 0  # finished scenes are not retrained
     assert (out / "scene_camA" / "checkpoints" / "last.pt").stat().st_mtime_ns == stamp
