@@ -1,22 +1,28 @@
-"""The package's import graph has no cycle (module-level and function-level imports alike).
+"""The package's import graph: no cycle, and no import that runs back up the layer list.
 
 Every ``import`` / ``from ... import`` statement anywhere in a module's source (also inside
-functions, which run later but still tie the two modules together) is an edge from that module
-to the ``ddlvad`` module it names; relative imports are resolved against the importing module.
-``from pkg import name`` counts as an edge to ``pkg.name`` when that is a module, else to
-``pkg``. A package's ``__init__`` is the package itself. Imports under ``if TYPE_CHECKING:``
-never run and are left out.
+functions, which run later but still tie the two modules together, and under ``if
+TYPE_CHECKING:``, which type checkers follow) is an edge from that module to the ``ddlvad``
+module it names; relative imports are resolved against the importing module. ``from pkg
+import name`` counts as an edge to ``pkg.name`` when that is a module, else to ``pkg``. A
+package's ``__init__`` is the package itself; the front door's lazy names (``_EXPORTS``) are
+edges too.
+
+The layers are the README's list (the block after "The package is in layers"), top first:
+each module may import its own layer and those above it, never one below.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import ddlvad
 
 ROOT = Path(ddlvad.__file__).resolve().parent
 PACKAGE = "ddlvad"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def module_names() -> dict[str, Path]:
@@ -39,24 +45,12 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _type_checking_only(tree: ast.Module) -> set[int]:
-    """ids of the import nodes under ``if TYPE_CHECKING:`` (read by type checkers only)."""
-    out: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            out.update(id(n) for stmt in node.body for n in ast.walk(stmt))
-    return out
-
-
 def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The package modules ``module`` imports anywhere in its source."""
     is_package = path.name == "__init__.py"
     tree = ast.parse(path.read_text(), str(path))
-    skip = _type_checking_only(tree)
-    found: set[str] = set()
+    found: set[str] = set(ddlvad._EXPORTS.values()) if module == PACKAGE else set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -113,6 +107,52 @@ def test_the_graph_sees_function_level_and_relative_imports():
     assert _resolve("ddlvad.data", True, node) == "ddlvad.data"
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+    src = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ddlvad.io import x\n"
+    tree = ast.parse(src)
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "ddlvad.io" for n in ast.walk(tree))
+
+
+def readme_layers() -> list[list[str]]:
+    """The README's layer list, top first: each line that names modules (``x.py``) or
+    folders (``x/``) before its description (two or more spaces apart) is one layer."""
+    text = README.read_text()
+    block = text.split("The package is in layers", 1)[1].split("```", 2)[1]
+    layers = []
+    for line in block.splitlines():
+        names = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0].split()
+        if names and all(n.endswith((".py", "/")) for n in names) and names != ["src/ddlvad/"]:
+            layers.append(names)
+    return layers
+
+
+def layer_key(module: str) -> str:
+    """The README's name for the file or folder that holds ``module``."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "__init__.py"
+    sub = ROOT / parts[0]
+    return f"{parts[0]}/" if sub.is_dir() else f"{parts[0]}.py"
+
+
+def upward_imports(graph: dict[str, set[str]], layers: list[list[str]]) -> list[str]:
+    """Every edge from a module to one in a layer below its own (``a -> b``)."""
+    index = {name: i for i, names in enumerate(layers) for name in names}
+    return sorted(
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        for b in targets
+        if index[layer_key(b)] > index[layer_key(a)]
+    )
+
+
+def test_layer_list_is_read_and_checked():
+    layers = readme_layers()
+    flat = [n for names in layers for n in names]
+    assert (
+        flat[0] == "config.py" and "scoring/" in flat and flat.index("cli/") > flat.index("api.py")
+    )
+    assert upward_imports({"ddlvad.cli": {"ddlvad.io"}}, layers) == []
+    assert upward_imports({"ddlvad.io": {"ddlvad.cli"}}, layers) == ["ddlvad.io -> ddlvad.cli"]
 
 
 def test_package_imports_have_no_cycle():
@@ -120,3 +160,32 @@ def test_package_imports_have_no_cycle():
     assert len(graph) > 20
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_every_module_sits_in_a_readme_layer_and_imports_only_upward():
+    graph = import_graph()
+    listed = {n for names in readme_layers() for n in names}
+    missing = sorted({layer_key(m) for m in graph} - listed)
+    assert not missing, f"not in the README's layer list: {missing}"
+    bad = upward_imports(graph, readme_layers())
+    assert not bad, "imports that run back up the layer list:\n" + "\n".join(bad)
+
+
+FRONT_DOOR_PROBE = """
+import sys
+import ddlvad
+light = not any(m in sys.modules for m in ("torch", "numpy", "ddlvad.api"))
+names = [getattr(ddlvad, n) for n in ddlvad.__all__]  # each name resolves
+print(light, "torch" in sys.modules, len(ddlvad.__all__))
+"""
+
+
+def test_front_door_is_light_and_every_name_resolves():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", FRONT_DOOR_PROBE], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[:2] == ["True", "True"] and int(out[2]) <= 10
+    assert (ROOT / "py.typed").is_file()
