@@ -189,3 +189,4 @@ def test_front_door_is_light_and_every_name_resolves():
     ).stdout.split()
     assert out[:2] == ["True", "True"] and int(out[2]) <= 10
     assert (ROOT / "py.typed").is_file()
+    assert set(ddlvad.__all__) == {"__version__", *ddlvad._EXPORTS}

@@ -26,7 +26,16 @@ _EXPORTS = {
     "load_preset": "ddlvad.config",
     "create_model": "ddlvad.models",
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "Config",
+    "Detector",
+    "Run",
+    "ScoreProtocol",
+    "__version__",
+    "create_model",
+    "load_preset",
+    "load_run",
+]
 
 if TYPE_CHECKING:
     from ddlvad.api import Run, load_run

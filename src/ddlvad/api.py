@@ -127,28 +127,14 @@ class Run:
 
         return export_onnx(self.path, check=check)
 
-    def report(
-        self,
-        *,
-        compare: str | Path | None = None,
-        frames: list[tuple[str, int]] | None = None,
-        clips: int = 3,
-        max_videos: int = 0,
-        progress: bool = True,
-    ) -> Path:
-        """plots/ and report.html, testing the run first when it has no test results."""
+    def report(self, *, progress: bool = True, **options: Any) -> Path:
+        """plots/ and report.html (``options``: ``build_report``'s: compare, frames, clips,
+        max_videos), testing the run first when it has no test results."""
         from ddlvad.report.page import build_report
 
         if not (self.path / METRICS).exists() or not (self.path / SCORES).exists():
             self.test(progress=progress)
-        return build_report(
-            self.path,
-            compare=compare,
-            frames=frames,
-            clips=clips,
-            max_videos=max_videos,
-            progress=progress,
-        )
+        return build_report(self.path, progress=progress, **options)
 
     def _scoring(
         self, cfg: Config | None, protocol: ScoreProtocol | None, changes: dict[str, Any]
