@@ -110,10 +110,9 @@ def read_scores_csv(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 def frame_metrics(
-    raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], protocol: ScoreProtocol
+    raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], post: ScorePipeline
 ) -> dict:
-    """The frame-level metrics of raw scores post-processed under ``protocol``."""
-    post = ScorePipeline(protocol)
+    """The frame-level metrics of raw scores post-processed by ``post`` (an engine's)."""
     names = [n for n in raw if n in labels]
     y = [labels[n] for n in names]
     final = [post.final(raw[n]) for n in names]
@@ -148,9 +147,8 @@ def pixel_metrics(acc: PixelAUC, videos: int) -> dict[str, Any]:
 
 
 def scores_csv(
-    raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], protocol: ScoreProtocol
+    raw: dict[str, np.ndarray], labels: dict[str, np.ndarray], post: ScorePipeline
 ) -> str:
-    post = ScorePipeline(protocol)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(SCORE_FIELDS)
@@ -224,11 +222,11 @@ def evaluate(
         raise ValueError(f"{cfg.data.root}: test split has no labels; use `ddlvad predict`")
     size = (cfg.data.height, cfg.data.width)
     raw, acc = score_split(engine, ds.test, videos, size, pixel_stride)
-    metrics = frame_metrics(raw, labels, protocol)
+    metrics = frame_metrics(raw, labels, engine.pipeline)
     metrics.update(pixel_metrics(acc, sum(r.has_masks for r in ds.test)))
     metrics["protocol"] = record
     metrics["checkpoint"] = ckpt
-    atomic_write_text(run_dir / SCORES, scores_csv(raw, labels, protocol))
+    atomic_write_text(run_dir / SCORES, scores_csv(raw, labels, engine.pipeline))
     sidecar = {"checkpoint": ckpt, "protocol": metrics["protocol"], "written_by": "ddlvad test"}
     atomic_write_json(run_dir / SCORES_SIDECAR, json_safe(sidecar))
     atomic_write_json(run_dir / METRICS, json_safe(metrics))

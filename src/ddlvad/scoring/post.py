@@ -6,8 +6,12 @@
 Each step is one object with two forms that give the same values: ``video`` over a whole
 video's scores, and ``stream`` for scores arriving one by one. ``ScorePipeline`` chains the
 steps the protocol names, so ``ddlvad test``, the calibration and ``predict`` on files
-(``alert``), the overlay (``stream()``) and live streams (``stream(live=True)``) share them.
-A new step is a class with ``video`` and ``stream``, added to ``post_steps``.
+(``alert``), the overlay (``stream()``) and live streams (``stream(live=True)``) share them:
+each takes the pipeline of its engine (``ScoreEngine.pipeline``).
+
+A new step (e.g. a causal per-stream normalisation before the median) is a class with
+``video`` and ``stream`` placed in ``post_steps``, and its switch a ``ScoreProtocol`` field;
+every path above then runs it. Its ``stream(live=True)`` form must give each value at once.
 
 Median filters: ``smooth`` is the centred filter over a whole video (edges: nearest);
 ``CentredMedian`` gives the same values on a stream, each once the frames after it arrived;

@@ -22,6 +22,7 @@ from ddlvad.rundir import PROTOCOLS, load_trained, pick_device
 from ddlvad.scoring.backends import TorchForward
 from ddlvad.scoring.engine import ScoreEngine, engine_for_run
 from ddlvad.scoring.frame import patch_max
+from ddlvad.scoring.post import ScorePipeline
 from ddlvad.scoring.protocol import ScoreProtocol
 
 PATCHES = (4, 8, 16, 32)
@@ -56,7 +57,7 @@ def protocol_rows(
     rows = []
     for (p, sh), m in itertools.product(raw, medians):
         protocol = base.replace(patch=p, shifted=sh, median=m, normalize=False)
-        met = frame_metrics(raw[(p, sh)], labels, protocol)
+        met = frame_metrics(raw[(p, sh)], labels, ScorePipeline(protocol))
         rows.append(
             {
                 "patch": p,
