@@ -151,3 +151,17 @@ def test_pack_keeps_the_ema_only_when_the_entry_scores_with_it(synth_root, tmp_p
         entry = pack(run, weights, command="ddlvad train ...", info=INFO, root=tmp_path / "zoo")
         ck = torch.load(entry / "checkpoints" / "last.pt", weights_only=True)
         assert ("ema" in ck) is kept and ("ema_bn" in ck) is kept and "model" in ck
+
+
+def test_check_refuses_metrics_scored_under_another_protocol(zoo_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "ZOO_DIR", zoo_root)
+    metrics = zoo.read_card("synth")["metrics"]  # the card's own metrics: they reproduce
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics))
+    assert "reproduces" in zoo.check_metrics("synth", path)
+    path.write_text(json.dumps({**metrics, "protocol": {**metrics["protocol"], "median": 0}}))
+    with pytest.raises(zoo.ZooError, match="another protocol.*median 5 vs 0"):
+        zoo.check_metrics("synth", path)
+    old = {k: v for k, v in metrics["protocol"].items() if k != "edge"}  # a file without edge
+    path.write_text(json.dumps({**metrics, "protocol": old}))
+    assert "reproduces" in zoo.check_metrics("synth", path)

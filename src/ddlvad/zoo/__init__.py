@@ -10,7 +10,8 @@ it to a folder of the user's, which then acts as an ordinary run.
 ``python -m ddlvad.zoo pack RUN NAME --command "..."`` makes an entry from a trained and
 tested run; ``python -m ddlvad.zoo check NAME METRICS_JSON`` compares a fresh
 ``metrics.json`` with the card (CI's real-data regression check): the protocol it was scored
-with (the card's ``metrics.protocol``; a card without one accepts any), then the micro AUC.
+with (the card's ``metrics.protocol``; a field only one of them records is not compared),
+then the micro AUC.
 """
 
 from __future__ import annotations
@@ -121,9 +122,10 @@ def check_metrics(name: str, metrics_path: str | Path, tol: float = 1e-4) -> str
     protocol, or when its micro AUC is further than ``tol`` from the card's."""
     card = read_card(name)  # the installed entry's card
     fresh = json.loads(Path(metrics_path).read_text())
-    scored = ScoreProtocol.from_record(fresh.get("protocol") or {}, ScoreProtocol())
-    carded = ScoreProtocol.from_record(card["metrics"].get("protocol") or {}, scored)
-    differ = carded.differences(scored)
+    # a field only one side records (written before it existed) is read as the other's
+    mine, theirs = fresh.get("protocol") or {}, card["metrics"].get("protocol") or {}
+    carded = ScoreProtocol.from_record(theirs, ScoreProtocol.from_record(mine, ScoreProtocol()))
+    differ = carded.differences(ScoreProtocol.from_record(mine, carded))
     if differ:
         raise ZooError(
             f"{metrics_path}: scored under another protocol than model {name!r}'s card "
