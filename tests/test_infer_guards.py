@@ -5,6 +5,8 @@ ONNX files, devices, short or cut videos, Ctrl-C and out-of-range flags."""
 import errno
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from ddlvad.cli import main
 from ddlvad.errors import error_line
 from ddlvad.io import atomic_write
+from tests.test_predict import _write_avi
 
 LATIN1 = b"caf\xe9"  # "café" in Latin-1: not valid UTF-8
 SCORES_SHA = "scores_sha256"  # metrics.json's record of the scores.csv written with it
@@ -37,6 +40,39 @@ def _one_error_line(err: str) -> str:
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
     return lines[0]
+
+
+# --- 4: file names that are not UTF-8 ----------------------------------------------------
+
+
+def test_non_utf8_video_name_is_refused_before_opencv(synth_root, tmp_path):
+    """OpenCV crashes the process on such a name (exit -11): run in a child process."""
+    root = os.fsencode(tmp_path / "videos")
+    os.makedirs(root)
+    avi = _write_avi(_frames(synth_root), tmp_path / "videos" / "v.avi")
+    os.rename(avi, root + b"/" + LATIN1 + b".avi")
+    argv = [sys.executable, "-m", "ddlvad", "info", "--data", "folder", "--root", root]
+    done = subprocess.run(argv, capture_output=True, text=True, errors="replace")
+    assert done.returncode == 2, (done.returncode, done.stderr[-500:])
+    line = _one_error_line(done.stderr)
+    assert "caf\\xe9.avi" in line and "not valid UTF-8" in line
+
+
+def test_non_utf8_frame_folder_is_named(trained_run, synth_root, tmp_path, capsys):
+    folder = os.fsdecode(os.fsencode(tmp_path) + b"/" + LATIN1)
+    shutil.copytree(_frames(synth_root), folder)
+    argv = ["predict", folder, "--run", str(trained_run), "--out", str(tmp_path / "p"), "--quiet"]
+    assert main(argv) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "caf\\xe9" in line and "not valid UTF-8" in line
+
+
+def test_non_utf8_config_is_named(run_copy, capsys):
+    with (run_copy / "config.yaml").open("ab") as f:
+        f.write(b"name: " + LATIN1 + b"\n")
+    assert main(["test", "--run", str(run_copy), "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(run_copy / "config.yaml") in line and "not UTF-8" in line
 
 
 # --- 13: every atomic write names its file ------------------------------------------------

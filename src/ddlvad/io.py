@@ -119,3 +119,15 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [json_safe(v) for v in obj]
     return obj
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's contents; ValueError naming the file when its bytes are not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            f"expected a UTF-8 file"
+        ) from None

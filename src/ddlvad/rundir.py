@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ddlvad.config import Config, config_from_yaml
-from ddlvad.io import clean_orphans
+from ddlvad.io import clean_orphans, read_text
 
 if TYPE_CHECKING:
     import torch
@@ -175,7 +175,7 @@ def load_run_config(run_dir: str | Path) -> Config:
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise FileNotFoundError(f"{path}: no config.yaml; is {run_dir} a ddlvad run directory?")
-    return config_from_yaml(path.read_text(), str(path)).validate(str(path))
+    return config_from_yaml(read_text(path), str(path)).validate(str(path))
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ddlvad.data.sources import SourceError
+from ddlvad.data.sources import SourceError, utf8_path
 from ddlvad.infer.detector import Detector, Scored
 from ddlvad.infer.overlay import OverlayWriter
 from ddlvad.scoring.protocol import CausalMedian
@@ -34,7 +34,7 @@ def open_capture(target: int | str) -> cv2.VideoCapture:
     """cv2.VideoCapture for a camera index, URL or file; SourceError when it cannot open."""
     if isinstance(target, str) and "://" not in target and not Path(target).is_file():
         raise SourceError(f"{target}: video file not found")
-    cap = cv2.VideoCapture(target)
+    cap = cv2.VideoCapture(target if isinstance(target, int) else utf8_path(target))
     if not cap.isOpened():
         cap.release()
         raise SourceError(
