@@ -3,6 +3,8 @@ their outputs: odd file names, model folders, concurrent and failed writes, outp
 ONNX files, devices, short or cut videos, Ctrl-C and out-of-range flags."""
 
 import errno
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ddlvad.cli import main
+from ddlvad import zoo
+from ddlvad.cli import main, make_parser
 from ddlvad.errors import error_line
 from ddlvad.io import atomic_write
 from tests.test_predict import _write_avi
@@ -73,6 +76,42 @@ def test_non_utf8_config_is_named(run_copy, capsys):
     assert main(["test", "--run", str(run_copy), "--quiet"]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert str(run_copy / "config.yaml") in line and "not UTF-8" in line
+
+
+# --- 5: a model folder cannot write outside --out ----------------------------------------
+
+
+def _model_folder(run: Path, folder: Path, extra: dict[str, str]) -> Path:
+    """A --model PATH folder from a run: config, checkpoint, card.json listing ``extra`` too."""
+    (folder / "checkpoints").mkdir(parents=True)
+    files = {}
+    for rel in ("config.yaml", "checkpoints/last.pt"):
+        shutil.copyfile(run / rel, folder / rel)
+        files[rel] = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+    (folder / "card.json").write_text(json.dumps({"files": {**files, **extra}}))
+    return folder
+
+
+def test_card_names_never_leave_the_entry_or_the_copy(trained_run, synth_root, tmp_path, capsys):
+    payload = tmp_path / "payload" / "p.txt"
+    payload.parent.mkdir()
+    payload.write_text("x")
+    digest = hashlib.sha256(b"x").hexdigest()
+    model = _model_folder(trained_run, tmp_path / "m", {"../payload/p.txt": digest})
+    out = tmp_path / "zt" / "a"
+    argv = ["test", "--model", str(model), "--root", str(synth_root), "--out", str(out)]
+    assert main([*argv, "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "../payload/p.txt" in line and "outside" in line
+    assert not (tmp_path / "zt" / "payload").exists()
+    with pytest.raises(zoo.ZooError, match="outside"):
+        zoo.inside(out, "/etc/passwd", model / "card.json")
+
+
+def test_model_help_says_a_path_runs_a_model_from_outside():
+    sub = make_parser()._subparsers._group_actions[0].choices["test"]
+    text = next(a.help for a in sub._actions if "--model" in a.option_strings)
+    assert "PATH" in text and "outside the package" in text and "not signed" in text
 
 
 # --- 13: every atomic write names its file ------------------------------------------------

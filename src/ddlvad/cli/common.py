@@ -90,7 +90,10 @@ def add_run_or_model(p: argparse.ArgumentParser, *, out: bool):
     g.add_argument(
         "--model",
         metavar="NAME",
-        help="a shipped pretrained model instead of a run ('ddlvad models' lists them)",
+        help="a shipped pretrained model instead of a run ('ddlvad models' lists them); "
+        "a NAME holding '/' is a PATH: a model folder from outside the package, run as is "
+        "(its files are checked against its own card.json, which is not signed: use folders "
+        "you trust)",
     )
     if out:
         p.add_argument(
