@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from ddlvad import zoo
 from ddlvad.cli import main, make_parser
 from ddlvad.errors import error_line
 from ddlvad.io import atomic_write
+from ddlvad.rundir import claim_run
 from tests.test_predict import _write_avi
 
 LATIN1 = b"caf\xe9"  # "café" in Latin-1: not valid UTF-8
@@ -112,6 +114,65 @@ def test_model_help_says_a_path_runs_a_model_from_outside():
     sub = make_parser()._subparsers._group_actions[0].choices["test"]
     text = next(a.help for a in sub._actions if "--model" in a.option_strings)
     assert "PATH" in text and "outside the package" in text and "not signed" in text
+
+
+# --- 6, 13: test takes the run's lock and publishes its files together --------------------
+
+
+def test_test_takes_the_run_lock(run_copy, capsys):
+    with claim_run(run_copy):
+        assert main(["test", "--run", str(run_copy), "--quiet"]) == 2
+    assert "in use by another ddlvad process" in _one_error_line(capsys.readouterr().err)
+    assert not (run_copy / "scores.csv").exists()
+
+
+def test_disk_full_during_test_publishes_nothing_and_names_the_file(tested, monkeypatch, capsys):
+    names = ("scores.csv", "scores.csv.json", "metrics.json")
+    before = {n: (tested / n).read_bytes() for n in names}
+    real_text, real_bytes = Path.write_text, Path.write_bytes
+
+    def full(real):
+        def write(self, data, *a, **k):
+            if self.name.startswith(".metrics.json."):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real(self, data, *a, **k)
+
+        return write
+
+    monkeypatch.setattr(Path, "write_text", full(real_text))
+    monkeypatch.setattr(Path, "write_bytes", full(real_bytes))
+    assert main(["test", "--run", str(tested), "--median", "0", "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(tested / "metrics.json") in line and "disk full" in line
+    assert {n: (tested / n).read_bytes() for n in names} == before
+    assert not list(tested.glob(".*.tmp"))
+
+
+def test_report_refuses_outputs_that_do_not_belong_together(tested, capsys):
+    metrics = json.loads((tested / "metrics.json").read_text())
+    scores = (tested / "scores.csv").read_bytes()
+    assert metrics[SCORES_SHA] == hashlib.sha256(scores).hexdigest()
+    (tested / "scores.csv").write_bytes(scores.replace(b",0,", b",0,9", 1))  # another writer's
+    assert main(["report", "--run", str(tested), "--quiet"]) == 2
+    assert "do not belong together" in _one_error_line(capsys.readouterr().err)
+    # outputs of an older ddlvad (no sha256): the sidecar's protocol must match metrics'
+    side = json.loads((tested / "scores.csv.json").read_text())
+    del metrics[SCORES_SHA], side[SCORES_SHA]
+    side["protocol"]["median"] = 0
+    (tested / "metrics.json").write_text(json.dumps(metrics))
+    (tested / "scores.csv.json").write_text(json.dumps(side))
+    assert main(["report", "--run", str(tested), "--quiet"]) == 2
+    assert "protocol records differ" in _one_error_line(capsys.readouterr().err)
+
+
+def test_report_notes_a_checkpoint_newer_than_the_metrics(tested):
+    path = tested / "checkpoints" / "last.pt"
+    ck = torch.load(path, weights_only=True)
+    ck["step"] += 1  # training went on after `ddlvad test`
+    torch.save(ck, path)
+    with pytest.warns(RuntimeWarning, match="has changed since"):
+        assert main(["report", "--run", str(tested), "--quiet", "--clips", "1"]) == 0
+    assert "these metrics are not the current model" in (tested / "report.html").read_text()
 
 
 # --- 13: every atomic write names its file ------------------------------------------------

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import html
 import json
 import re
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from ddlvad.config import SCORE_PROTOCOL, Config
 from ddlvad.io import atomic_write_text
 from ddlvad.report.plots import plot_roc, plot_score_timeline, plot_sigma_trajectory, read_sigma
 from ddlvad.rundir import (
+    CHECKPOINT,
     CONFIG,
     METRICS,
     PLOTS,
@@ -35,6 +38,7 @@ from ddlvad.rundir import (
     load_run_config,
 )
 from ddlvad.scoring.evaluate import evaluate, read_scores_csv
+from ddlvad.scoring.outputs import check_outputs
 from ddlvad.scoring.protocol import postprocess
 
 METRIC_ROWS = [
@@ -67,6 +71,25 @@ def parse_frames(text: str) -> list[tuple[str, int]]:
             raise ValueError(f"--frames expects VIDEO:FRAME[,VIDEO:FRAME...], got {item!r}")
         out.append((video, int(frame)))
     return out
+
+
+def stale_note(run_dir: Path, metrics: dict) -> str:
+    """A note (and a warning) when the run's checkpoint is no longer the one metrics.json
+    scored, e.g. training went on after ``ddlvad test``; empty otherwise."""
+    scored = (metrics.get("checkpoint") or {}).get("sha256")
+    path = run_dir / CHECKPOINT
+    if not scored or not path.is_file():
+        return ""
+    if hashlib.sha256(path.read_bytes()).hexdigest() == scored:
+        return ""
+    step = (metrics.get("checkpoint") or {}).get("step")
+    text = (
+        f"{run_dir / METRICS} scored the checkpoint of step {step}; {path} has changed since "
+        f"(training went on?): these metrics are not the current model's; run `ddlvad test "
+        f"--run {run_dir}` again"
+    )
+    warnings.warn(text, RuntimeWarning, stacklevel=2)
+    return f'<p class="note">{html.escape(text)}</p>'
 
 
 def img_tag(path: Path, alt: str) -> str:
@@ -225,7 +248,7 @@ def build_report(
     cfg = load_run_config(run_dir)
     if not (run_dir / METRICS).exists() or not (run_dir / SCORES).exists():
         evaluate(run_dir, cfg, progress=progress)
-    metrics = json.loads((run_dir / METRICS).read_text())
+    metrics = check_outputs(run_dir)
     scores = read_scores_csv(run_dir / SCORES)
     plots = run_dir / PLOTS
     clear_plots(plots)
@@ -235,7 +258,7 @@ def build_report(
     if other is not None and (other / METRICS).exists():
         other_metrics = json.loads((other / METRICS).read_text())
     parts = [
-        header(run_dir, cfg, metrics, other_metrics, other),
+        header(run_dir, cfg, metrics, other_metrics, other) + stale_note(run_dir, metrics),
         "<h2>ROC</h2>" + guarded("ROC", lambda: img_tag(roc_png(scores, ecfg, plots), "ROC")),
         "<h2>Score timelines</h2><p>Grey: raw patch-max score; blue: final score; red: "
         "ground-truth anomalous frames.</p><div class='grid'>"

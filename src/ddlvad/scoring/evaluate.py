@@ -16,7 +16,8 @@ metrics.json keys:
    pixel_auc_pixels / pixel_auc_anomalous_pixels / pixel_auc_videos: what it was computed on;
  - frames, anomalous_frames, videos, macro_videos, per_video_auc;
  - protocol: every scoring choice (patch, shifted, median, normalize, edge, pixel_stride...);
- - checkpoint: the checkpoint scored (file, epoch, step, sha256), also in scores.csv.json.
+ - checkpoint: the checkpoint scored (file, epoch, step, sha256), also in scores.csv.json;
+ - scores_sha256: the sha256 of the scores.csv written with it, also in scores.csv.json.
 Undefined values (NaN, e.g. an AUC with one class) are written as null.
 """
 
@@ -34,15 +35,7 @@ import torch
 from ddlvad.config import Config
 from ddlvad.data.layouts import VideoRecord, load_pixel_masks
 from ddlvad.data.loading import load_videos, open_dataset
-from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
-from ddlvad.rundir import (
-    METRICS,
-    SCORES,
-    SCORES_SIDECAR,
-    load_trained,
-    pick_device,
-    warn_if_training,
-)
+from ddlvad.rundir import claim_run, load_trained, pick_device
 from ddlvad.scoring.gain import Gain, gain_for_run
 from ddlvad.scoring.metrics import (
     MACRO_RULE,
@@ -53,6 +46,7 @@ from ddlvad.scoring.metrics import (
     macro_videos,
     micro_auc,
 )
+from ddlvad.scoring.outputs import publish
 from ddlvad.scoring.protocol import EDGE_RULES, check_edge, postprocess
 from ddlvad.scoring.reconstruct import reconstruct_video, score_kwargs
 
@@ -198,10 +192,17 @@ def evaluate(
     progress: bool = True,
     pixel_stride: int = PIXEL_STRIDE,
 ) -> dict:
-    """Score the test split of the run's dataset; write scores.csv and metrics.json."""
+    """Score the test split of the run's dataset; write scores.csv and metrics.json.
+
+    Holds the run's lock throughout (``rundir.claim_run``: not while another process trains
+    or tests the run) and publishes the outputs together (``scoring.outputs``)."""
     run_dir = Path(run_dir)
+    with claim_run(run_dir):
+        return _evaluate(run_dir, cfg, progress, pixel_stride)
+
+
+def _evaluate(run_dir: Path, cfg: Config | None, progress: bool, pixel_stride: int) -> dict:
     device = pick_device(cfg.train.device if cfg else "auto")
-    warn_if_training(run_dir)
     ckpt: dict[str, Any] = {}
     cfg, model = load_trained(run_dir, cfg, device, info=ckpt)
     cfg.validate()
@@ -220,8 +221,6 @@ def evaluate(
     metrics.update(pixel_metrics(acc, sum(r.has_masks for r in ds.test)))
     metrics["protocol"] = protocol(cfg, pixel_stride)
     metrics["checkpoint"] = ckpt
-    atomic_write_text(run_dir / SCORES, scores_csv(raw, labels, cfg))
     sidecar = {"checkpoint": ckpt, "protocol": metrics["protocol"], "written_by": "ddlvad test"}
-    atomic_write_json(run_dir / SCORES_SIDECAR, json_safe(sidecar))
-    atomic_write_json(run_dir / METRICS, json_safe(metrics))
+    publish(run_dir, scores_csv(raw, labels, cfg), sidecar, metrics)
     return metrics
