@@ -175,6 +175,27 @@ def test_report_notes_a_checkpoint_newer_than_the_metrics(tested):
     assert "these metrics are not the current model" in (tested / "report.html").read_text()
 
 
+# --- 7: predict's output folder --------------------------------------------------------
+
+
+def test_predict_output_never_resolves_to_or_above_the_run(
+    run_copy, synth_root, tmp_path, monkeypatch, capsys
+):
+    one = tmp_path / "clips" / "one"
+    shutil.copytree(_frames(synth_root), one)
+    monkeypatch.chdir(one)
+    assert main(["predict", "..", "--run", str(run_copy), "--quiet"]) == 0
+    assert not (run_copy / "scores.csv").exists()
+    assert (run_copy / "predict" / "clips" / "scores.csv").is_file()
+    for out in (run_copy / "predict" / "..", run_copy.parent):
+        assert main(["predict", str(one), "--run", str(run_copy), "--out", str(out)]) == 2
+        assert "run folder" in _one_error_line(capsys.readouterr().err)
+    from ddlvad.rundir import predict_dir, safe_name
+
+    assert safe_name("..") == safe_name(".") == safe_name("") == "input"
+    assert predict_dir("R", "a/clip.mp4") == Path("R/predict/clip.mp4")
+
+
 # --- 13: every atomic write names its file ------------------------------------------------
 
 

@@ -10,6 +10,8 @@ Only one process writes a run: ``claim_run`` takes an exclusive ``fcntl`` lock o
 ``RUN/.lock`` (the holder's pid is written inside) before anything else is written, so a
 second ``ddlvad train`` into the same folder fails at once and names the holder. The kernel
 drops the lock when the holder dies, so a killed run never leaves a stale lock behind.
+``ddlvad test`` and ``calibrate`` take the same lock; ``predict`` only reads the run (it
+writes below ``RUN/predict/``, never into the run folder itself: ``check_predict_out``).
 
 A new run refuses a folder that already holds a run unless ``overwrite``; the old files are
 removed (``clear_run``) only once the new config and data validated.
@@ -22,6 +24,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -199,6 +202,41 @@ def load_threshold(run_dir: str | Path) -> dict[str, Any] | None:
             f"{path}: not a ddlvad threshold file (expected a 'threshold' number)"
         ) from e
     return d
+
+
+def safe_name(text: str) -> str:
+    """``text`` as one safe file name: runs of other characters than ``A-Za-z0-9._-``
+    become ``_``; an empty or dots-only result (``.``, ``..``) becomes ``input``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+    return name if name.strip(".") else "input"
+
+
+def predict_dir(base: str | Path, source: str) -> Path:
+    """``base/predict/<name>``: predict's default output folder, named after the last
+    component of its input (``clip.mp4`` -> ``predict/clip.mp4``; ``..`` -> the name of
+    the folder it stands for)."""
+    p = Path(source)
+    name = p.resolve().name if p.name in ("", ".", "..") and p.exists() else p.name
+    return Path(base) / PREDICT / safe_name(name)
+
+
+def check_predict_out(out: str | Path, run_dir: str | Path, inside_ok: bool = True) -> Path:
+    """``out``, refusing a folder that is the run folder or holds it (predict's files there
+    would replace the run's own ``scores.csv``), and one inside it unless ``inside_ok`` (a
+    model entry is never written)."""
+    o, r = Path(out).resolve(), Path(run_dir).resolve()
+    if o == r or o in r.parents:
+        raise ValueError(
+            f"output folder {out} resolves to {o}, which {'is' if o == r else 'holds'} the run "
+            f"folder {r} (its scores.csv would be replaced); expected a folder below it or "
+            f"elsewhere"
+        )
+    if not inside_ok and r in o.parents:
+        raise ValueError(
+            f"output folder {out} is inside the model folder {r}, which is never written; "
+            f"expected a folder outside it"
+        )
+    return Path(out)
 
 
 def scene_dirs(out: str | Path) -> list[Path]:

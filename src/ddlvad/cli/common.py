@@ -110,6 +110,7 @@ def resolve_run(args: argparse.Namespace, verb: str) -> None:
     Writing verbs get a copy at ``--out``; predict reads the verified entry in place and
     writes its outputs under ``./ddlvad-NAME/predict/`` unless ``--out`` says otherwise."""
     from ddlvad import zoo
+    from ddlvad.rundir import predict_dir
 
     name = getattr(args, "model", None)
     if not name:
@@ -119,5 +120,4 @@ def resolve_run(args: argparse.Namespace, verb: str) -> None:
         return
     args.run = str(zoo.resolve(name))
     if not getattr(args, "out", None):
-        stem = Path(str(args.input)).name or "input"
-        args.out = str(zoo.default_run_dir(name) / "predict" / stem)
+        args.out = str(predict_dir(zoo.default_run_dir(name), str(args.input)))

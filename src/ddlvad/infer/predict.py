@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from ddlvad.infer import INPUT_HELP
 from ddlvad.infer.detector import Detector, Scored
 from ddlvad.infer.overlay import OverlayWriter
 from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
-from ddlvad.rundir import PREDICT, warn_if_training
+from ddlvad.rundir import check_predict_out, predict_dir, safe_name, warn_if_training
 from ddlvad.scoring.protocol import CentredMedian, ranges_of
 
 Row = tuple[int, float, float, float, bool]  # frame, time_s (nan if unknown), raw, smoothed, alert
@@ -211,10 +210,6 @@ def write_outputs(
     return alerts
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "input"
-
-
 def build_detector(args: argparse.Namespace, live: bool) -> Detector:
     engine = args.engine if args.engine != "auto" else ("stream" if live else "clip")
     det = Detector.from_run(
@@ -246,7 +241,7 @@ def _predict_live(args, det: Detector, target: int | str, out: Path, log) -> tup
         overlay=out / "overlay.mp4" if args.overlay else None,
         log=log,
     )
-    name = _safe(Path(target).name if is_file else str(target))
+    name = safe_name(Path(target).name if is_file else str(target))
     return {name: rows}, {name: stats}
 
 
@@ -269,9 +264,10 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     kind, target = resolve_input(args.input, args.live)
+    out = predict_dir(args.run, args.input) if not args.out else Path(args.out)
+    check_predict_out(out, args.run, inside_ok=not getattr(args, "model", None))
     warn_if_training(Path(args.run))
     det = build_detector(args, kind == "live")
-    out = Path(args.out) if args.out else Path(args.run) / PREDICT / _safe(Path(args.input).name)
     log = (lambda s: None) if args.quiet else print
     if det.threshold is None:
         print("ddlvad predict: no threshold (no --threshold and no threshold.json): alerts off")
