@@ -17,6 +17,7 @@ import torch
 from ddlvad import zoo
 from ddlvad.cli import main, make_parser
 from ddlvad.errors import error_line
+from ddlvad.infer.detector import Detector
 from ddlvad.io import atomic_write
 from ddlvad.rundir import claim_run
 from tests.test_predict import _write_avi
@@ -194,6 +195,35 @@ def test_predict_output_never_resolves_to_or_above_the_run(
 
     assert safe_name("..") == safe_name(".") == safe_name("") == "input"
     assert predict_dir("R", "a/clip.mp4") == Path("R/predict/clip.mp4")
+
+
+# --- 8, 9: ONNX files from other weights, or not ONNX at all ------------------------------
+
+
+def test_onnx_exported_from_other_weights_is_refused(run_copy):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    assert main(["export", "--run", str(run_copy)]) == 0
+    assert Detector.from_run(run_copy, backend="onnxruntime").engine == "clip"
+    path = run_copy / "checkpoints" / "last.pt"
+    ck = torch.load(path, weights_only=True)
+    ck["model"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ck["model"].items()}
+    torch.save(ck, path)
+    t = path.stat().st_mtime + 10
+    for name in ("model.onnx", "model_encoder.onnx", "model_head.onnx"):
+        os.utime(run_copy / name, (t, t))  # newer than the checkpoint, as a copied file is
+    for engine in ("clip", "stream"):
+        with pytest.raises(ValueError, match="records checkpoint sha256"):
+            Detector.from_run(run_copy, backend="onnxruntime", engine=engine)
+
+
+def test_garbage_onnx_file_is_one_line(run_copy, synth_root, capsys):
+    pytest.importorskip("onnxruntime")
+    (run_copy / "model.onnx").write_bytes(b"not a protobuf" * 50)
+    argv = ["predict", str(_frames(synth_root)), "--run", str(run_copy), "--quiet"]
+    assert main([*argv, "--backend", "onnxruntime"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "model.onnx: not a loadable ONNX model" in line
 
 
 # --- 13: every atomic write names its file ------------------------------------------------

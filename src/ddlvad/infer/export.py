@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ddlvad.infer.backends import ort_forward
+from ddlvad.infer.backends import EXPORTED_FROM, ort_forward
 from ddlvad.io import atomic_write, atomic_write_json
 from ddlvad.models.blocks import set_fast_path
 from ddlvad.models.stream import stream_modules
@@ -122,6 +122,7 @@ def export_onnx(run_dir: str | Path, *, check: bool = True) -> dict[str, Any]:
     require_onnx()
     d, T = cfg.data, model.T
     meta = {"ddlvad_fingerprint": cfg.fingerprint(), "ddlvad_run": run_dir.resolve()}
+    meta[EXPORTED_FROM] = ckpt["sha256"]  # checked at load (backends.ort_forward)
     graphs = onnx_graphs(model, cfg)
     for name, module, args, names in graphs:
         save_onnx(run_dir / name, module, args, names, meta)
