@@ -226,6 +226,16 @@ def test_garbage_onnx_file_is_one_line(run_copy, synth_root, capsys):
     assert "model.onnx: not a loadable ONNX model" in line
 
 
+# --- 10: report --frames out of range ----------------------------------------------------
+
+
+def test_report_frames_out_of_range_is_one_line(tested, capsys):
+    argv = ["report", "--run", str(tested), "--compare", str(tested), "--frames", "01:9999"]
+    assert main([*argv, "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "01:9999" in line and "frames 0..29" in line
+
+
 # --- 13: every atomic write names its file ------------------------------------------------
 
 

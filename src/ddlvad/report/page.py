@@ -73,6 +73,19 @@ def parse_frames(text: str) -> list[tuple[str, int]]:
     return out
 
 
+def check_frames(frames: list[tuple[str, int]], scores: dict) -> None:
+    """ValueError naming the valid range when a --frames item is past its video's end (an
+    unknown video is left to the compare panel, which notes it)."""
+    for video, t in frames:
+        if video not in scores:
+            continue
+        n = len(scores[video]["frame"])
+        if not 0 <= t < n:
+            raise ValueError(
+                f"--frames {video}:{t}: frame out of range; video {video} has frames 0..{n - 1}"
+            )
+
+
 def stale_note(run_dir: Path, metrics: dict) -> str:
     """A note (and a warning) when the run's checkpoint is no longer the one metrics.json
     scored, e.g. training went on after ``ddlvad test``; empty otherwise."""
@@ -250,6 +263,8 @@ def build_report(
         evaluate(run_dir, cfg, progress=progress)
     metrics = check_outputs(run_dir)
     scores = read_scores_csv(run_dir / SCORES)
+    if frames:
+        check_frames(frames, scores)
     plots = run_dir / PLOTS
     clear_plots(plots)
     ecfg = eval_config(cfg, metrics.get("protocol", {}))
