@@ -236,6 +236,17 @@ def test_report_frames_out_of_range_is_one_line(tested, capsys):
     assert "01:9999" in line and "frames 0..29" in line
 
 
+# --- 11: a device this machine lacks ------------------------------------------------------
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_predict_on_a_missing_cuda_device_is_one_line(trained_run, synth_root, tmp_path, capsys):
+    argv = ["predict", str(_frames(synth_root)), "--run", str(trained_run)]
+    assert main([*argv, "--device", "cuda", "--out", str(tmp_path / "p")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--device 'cuda'" in line and "no CUDA device" in line
+
+
 # --- 13: every atomic write names its file ------------------------------------------------
 
 

@@ -247,13 +247,31 @@ def scene_dirs(out: str | Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if p.name.startswith(SCENE_PREFIX) and p.is_dir())
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else the CPU; any other name as torch spells it."""
+def pick_device(name: str, what: str = "device") -> torch.device:
+    """``auto``: CUDA when available, else the CPU; any other name as torch spells it, once
+    checked to exist here (ValueError naming ``what``, e.g. ``--device``, otherwise)."""
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"{what} {name!r}: not a torch device; expected auto, cpu, cuda or cuda:N"
+        ) from None
+    backend = getattr(torch, dev.type, None)
+    if dev.type != "cpu" and not getattr(backend, "is_available", lambda: True)():
+        raise ValueError(
+            f"{what} {name!r}: no {dev.type.upper()} device here (this torch build or machine "
+            f"has none); expected cpu or auto"
+        )
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"{what} {name!r}: only {torch.cuda.device_count()} CUDA device(s) here "
+            f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
+        )
+    return dev
 
 
 def build_modules(cfg: Config) -> tuple[torch.nn.Module, PseudoAnomalyCreator]:

@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--median", type=int, help="median filter window (default: the run's)")
     p.add_argument("--batch-size", type=int, default=0, help="default: the run's score batch")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, auto, ...)")
     p.add_argument("--quiet", action="store_true", help="no per-video / per-second lines")
 
 

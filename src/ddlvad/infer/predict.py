@@ -33,7 +33,13 @@ from ddlvad.infer import INPUT_HELP
 from ddlvad.infer.detector import Detector, Scored
 from ddlvad.infer.overlay import OverlayWriter
 from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
-from ddlvad.rundir import check_predict_out, predict_dir, safe_name, warn_if_training
+from ddlvad.rundir import (
+    check_predict_out,
+    pick_device,
+    predict_dir,
+    safe_name,
+    warn_if_training,
+)
 from ddlvad.scoring.protocol import CentredMedian, ranges_of
 
 Row = tuple[int, float, float, float, bool]  # frame, time_s (nan if unknown), raw, smoothed, alert
@@ -217,7 +223,7 @@ def build_detector(args: argparse.Namespace, live: bool) -> Detector:
         backend=args.backend,
         precision=args.precision,
         engine=engine,
-        device=args.device,
+        device=str(pick_device(args.device, "--device")),
         threshold=args.threshold,
     )
     if args.batch_size:
