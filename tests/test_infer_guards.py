@@ -20,7 +20,7 @@ from ddlvad.errors import error_line
 from ddlvad.infer.detector import Detector
 from ddlvad.io import atomic_write
 from ddlvad.rundir import claim_run
-from tests.test_predict import _write_avi
+from tests.test_predict import _csv, _write_avi
 
 LATIN1 = b"caf\xe9"  # "café" in Latin-1: not valid UTF-8
 SCORES_SHA = "scores_sha256"  # metrics.json's record of the scores.csv written with it
@@ -245,6 +245,91 @@ def test_predict_on_a_missing_cuda_device_is_one_line(trained_run, synth_root, t
     assert main([*argv, "--device", "cuda", "--out", str(tmp_path / "p")]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "--device 'cuda'" in line and "no CUDA device" in line
+
+
+# --- 12 and short videos: warned and recorded ---------------------------------------------
+
+
+def _cut(avi: Path, fraction: float) -> Path:
+    data = avi.read_bytes()
+    cut = avi.with_name("cut.avi")
+    cut.write_bytes(data[: int(len(data) * fraction)])
+    return cut
+
+
+def test_truncated_video_is_warned_and_recorded(trained_run, synth_root, tmp_path):
+    cut = _cut(_write_avi(_frames(synth_root), tmp_path / "v.avi"), 0.6)
+    out = tmp_path / "p"
+    with pytest.warns(UserWarning, match=r"cut.avi: decoded \d+ of the 30 frames"):
+        assert main(["predict", str(cut), "--run", str(trained_run), "--out", str(out)]) == 0
+    v = json.loads((out / "summary.json").read_text())["videos"]["cut"]
+    assert v["frames_expected"] == 30 and 0 < v["frames"] < 30
+    assert f"decoded {v['frames']} of the 30 frames" in v["warnings"][0]
+
+    from ddlvad.infer.live import run_live
+
+    det = Detector.from_run(trained_run)
+    with pytest.warns(UserWarning, match="the stream ended after"):
+        rows, stats = run_live(det, str(cut), max_queue=64, log=lambda s: None)
+    assert stats["frames_expected"] == 30 and len(rows) == stats["frames_read"] < 30
+
+
+def test_one_frame_video_is_warned(trained_run, synth_root, tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(sorted(_frames(synth_root).iterdir())[0], one)
+    out = tmp_path / "p"
+    with pytest.warns(UserWarning, match="fewer than the model's 3-frame window"):
+        assert main(["predict", str(one), "--run", str(trained_run), "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["videos"]["one"]["warnings"]
+
+
+# --- Ctrl-C: one line; predict keeps what it scored ---------------------------------------
+
+
+def _ctrl_c_after(monkeypatch, n: int) -> None:
+    calls = {"n": 0}
+    prepare = Detector.prepare
+
+    def interrupt(self, frame):
+        calls["n"] += 1
+        if calls["n"] > n:
+            raise KeyboardInterrupt
+        return prepare(self, frame)
+
+    monkeypatch.setattr(Detector, "prepare", interrupt)
+
+
+def test_ctrl_c_during_predict_keeps_the_frames_scored(
+    trained_run, synth_root, tmp_path, monkeypatch, capsys
+):
+    _ctrl_c_after(monkeypatch, 12)
+    out = tmp_path / "p"
+    argv = ["predict", str(_frames(synth_root)), "--run", str(trained_run), "--out", str(out)]
+    try:
+        rc = main([*argv, "--batch-size", "1", "--quiet"])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped as a traceback")
+    assert rc == 130
+    assert "interrupted" in _one_error_line(capsys.readouterr().err)
+    frames = [int(r["frame"]) for r in _csv(out / "scores.csv")]
+    assert 0 < len(frames) < 30 and frames == list(range(len(frames)))
+    assert json.loads((out / "summary.json").read_text())["videos"]["01"]["interrupted"]
+
+
+def test_ctrl_c_during_test_is_one_line_and_writes_nothing(run_copy, monkeypatch, capsys):
+    import ddlvad.scoring.evaluate as ev
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ev, "score_split", interrupt)
+    try:
+        rc = main(["test", "--run", str(run_copy), "--quiet"])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped as a traceback")
+    assert rc == 130 and "interrupted" in _one_error_line(capsys.readouterr().err)
+    assert not (run_copy / "scores.csv").exists() and not (run_copy / "metrics.json").exists()
 
 
 # --- 13: every atomic write names its file ------------------------------------------------
