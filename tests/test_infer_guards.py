@@ -332,6 +332,33 @@ def test_ctrl_c_during_test_is_one_line_and_writes_nothing(run_copy, monkeypatch
     assert not (run_copy / "scores.csv").exists() and not (run_copy / "metrics.json").exists()
 
 
+# --- flags checked by the parser ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--fps", "-5"),
+        ("--fps", "nan"),
+        ("--median", "-1"),
+        ("--threads", "-2"),
+        ("--max-frames", "-3"),
+        ("--batch-size", "-1"),
+    ],
+)
+def test_bad_predict_numbers_fail_at_parse_time(flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        make_parser().parse_args(["predict", "x.avi", "--run", "R", flag, value])
+    assert e.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {flag}: expected" in last and repr(value) in last
+
+
+def test_even_median_window_is_accepted():
+    args = make_parser().parse_args(["predict", "x.avi", "--run", "R", "--median", "4"])
+    assert args.median == 4
+
+
 # --- 13: every atomic write names its file ------------------------------------------------
 
 

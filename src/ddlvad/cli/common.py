@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +24,26 @@ DATA_LAYOUTS = {
 }
 # Verbs that write into the run directory: --model gives them a copy of the entry to write in.
 WRITING_VERBS = ("test", "report", "export")
+
+
+def _number(text: str, kind: type, low: float, what: str) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _number(text, int, 0, "an integer >= 0")
+
+
+def rate(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(text, float, 0.0, "a number >= 0")
 
 
 def preset_lines() -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ddlvad.cli.common import add_run_or_model, resolve_run
+from ddlvad.cli.common import add_run_or_model, count, rate, resolve_run
 from ddlvad.infer import BACKENDS, ENGINES, INPUT_HELP, PRECISIONS
 
 HELP = "score a video file, folder or live stream with a run"
@@ -44,18 +44,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "stream for live",
     )
     p.add_argument("--live", action="store_true", help="play a video file as a live stream")
-    p.add_argument("--max-frames", type=int, default=0, help="live: stop after N frames")
-    p.add_argument("--max-queue", type=int, default=0, help="live: frames queued before drops")
+    p.add_argument("--max-frames", type=count, default=0, help="live: stop after N frames")
+    p.add_argument("--max-queue", type=count, default=0, help="live: frames queued before drops")
     p.add_argument(
         "--fps",
-        type=float,
+        type=rate,
         default=0.0,
         help="frame rate for time_s, the overlay and --live pace (default: the video's own; "
         "frame folders have none, so their time_s stays empty without --fps)",
     )
-    p.add_argument("--median", type=int, help="median filter window (default: the run's)")
-    p.add_argument("--batch-size", type=int, default=0, help="default: the run's score batch")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--median",
+        type=count,
+        help="median filter window in frames, 0 or 1 = off (default: the run's); an even "
+        "window takes one more frame before each frame than after it",
+    )
+    p.add_argument("--batch-size", type=count, default=0, help="default: the run's score batch")
+    p.add_argument("--threads", type=count, default=0, help="torch threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, auto, ...)")
     p.add_argument("--quiet", action="store_true", help="no per-video / per-second lines")
 
