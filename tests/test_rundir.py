@@ -112,11 +112,18 @@ def test_outputs_record_the_checkpoint_they_scored(synth_root, tmp_path, small_r
     assert summary["checkpoint"]["sha256"] == digest and summary["checkpoint"]["step"] == 3
 
 
-def test_scoring_a_run_still_training_warns(small_run):
+def test_scoring_a_run_still_training_warns_or_refuses(synth_root, small_run, tmp_path):
+    """predict reads the run: it warns. test writes into it: it takes the run's lock."""
+    from ddlvad.rundir import RunLocked
     from ddlvad.scoring.evaluate import evaluate
 
-    with claim_run(small_run), pytest.warns(RuntimeWarning, match="still being trained"):
-        evaluate(small_run, progress=False)
+    video = synth_root / "testing" / "frames" / "01"
+    argv = ["predict", str(video), "--run", str(small_run), "--out", str(tmp_path / "p")]
+    with claim_run(small_run):
+        with pytest.warns(RuntimeWarning, match="still being trained"):
+            assert main([*argv, "--quiet"]) == 0
+        with pytest.raises(RunLocked, match="in use"):
+            evaluate(small_run, progress=False)
 
 
 # --- 9: refused checkpoints, in our own words ------------------------------------------

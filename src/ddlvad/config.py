@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ddlvad.config_check import ConfigError, validate
-from ddlvad.io import atomic_write_text
+from ddlvad.io import atomic_write_text, read_text
 
 
 @dataclass
@@ -244,7 +244,7 @@ def load_preset(name: str) -> Config:
     """Build a Config from a packaged preset name or a YAML file path."""
     path = Path(name)
     if path.suffix in (".yaml", ".yml") and path.exists():
-        text = path.read_text()
+        text = read_text(path)
     else:
         res = resources.files("ddlvad") / "configs" / f"{name}.yaml"
         if not res.is_file():

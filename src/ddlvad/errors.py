@@ -49,7 +49,8 @@ def install_warning_format() -> None:
 
 
 def run_entry(prog: str, fn: Callable[[], int]) -> int:
-    """Run an entry point's body; print user errors as one line on stderr and return 2.
+    """Run an entry point's body; print user errors as one line on stderr and return 2
+    (Ctrl-C: one line, 130).
 
     Warnings print as one line while it runs (the previous format is restored after).
     ``DDLVAD_DEBUG=1`` re-raises instead, with the traceback."""
@@ -57,6 +58,11 @@ def run_entry(prog: str, fn: Callable[[], int]) -> int:
     install_warning_format()
     try:
         return fn()
+    except KeyboardInterrupt:
+        if os.environ.get("DDLVAD_DEBUG"):
+            raise
+        print(f"{prog}: interrupted (Ctrl-C); no file was left half-written", file=sys.stderr)
+        return 130
     except USER_ERRORS as e:
         if os.environ.get("DDLVAD_DEBUG"):  # the full traceback, for bug reports
             raise

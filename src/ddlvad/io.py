@@ -13,28 +13,60 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+
+def _named(e: BaseException, path: Path) -> BaseException:
+    """``e`` naming ``path`` when it does not already: a full disk gives ``[Errno 28]`` with
+    no file name, and torch's writer a RuntimeError without one."""
+    if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+        return OSError(e.errno, e.strerror or str(e), str(path))  # errno picks the subclass
+    if type(e) is RuntimeError and str(path) not in str(e):
+        return RuntimeError(f"{path}: could not write ({' '.join(str(e).split())})")
+    return e
+
+
+@contextlib.contextmanager
+def _staged(path: Path, write: Callable[[str], None]) -> Iterator[str]:
+    """``write(tmp)`` into a locked temp file beside ``path``; yields the temp path, which is
+    removed on exit unless the caller renamed it. Errors name ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # "being written": clean_orphans leaves it alone
+        try:
+            write(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        except (OSError, RuntimeError) as e:
+            named = _named(e, path)
+            if named is e:
+                raise
+            raise named from e
+        yield tmp
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        os.close(fd)
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then rename onto ``path``; the temp file is removed on error."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # "being written": clean_orphans leaves it alone
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+    with _staged(path, write) as tmp:
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    finally:
-        os.close(fd)
     return path
+
+
+def atomic_write_group(files: dict[Path, Callable[[str], None]]) -> list[Path]:
+    """Write every file to its temp name first, then rename them in, in order: a failed
+    write (a full disk) publishes none of them and leaves the old files as they were."""
+    with contextlib.ExitStack() as stack:
+        tmps = [stack.enter_context(_staged(Path(p), w)) for p, w in files.items()]
+        for tmp, path in zip(tmps, files, strict=True):
+            os.replace(tmp, path)
+    return [Path(p) for p in files]
 
 
 def _locked(path: Path) -> bool:
@@ -87,3 +119,15 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [json_safe(v) for v in obj]
     return obj
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's contents; ValueError naming the file when its bytes are not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            f"expected a UTF-8 file"
+        ) from None

@@ -11,6 +11,8 @@ Only one process writes a run: ``claim_run`` takes an exclusive ``fcntl`` lock o
 ``RUN/.lock`` (the holder's pid is written inside) before anything else is written, so a
 second ``ddlvad train`` into the same folder fails at once and names the holder. The kernel
 drops the lock when the holder dies, so a killed run never leaves a stale lock behind.
+``ddlvad test`` and ``calibrate`` take the same lock; ``predict`` only reads the run (it
+writes below ``RUN/predict/``, never into the run folder itself: ``check_predict_out``).
 
 A new run refuses a folder that already holds a run unless ``overwrite``; the old files are
 removed (``clear_run``) only once the new config and data validated.
@@ -23,6 +25,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ddlvad.config import Config, config_from_yaml
-from ddlvad.io import clean_orphans
+from ddlvad.io import clean_orphans, read_text
 
 if TYPE_CHECKING:
     import torch
@@ -176,7 +179,7 @@ def load_run_config(run_dir: str | Path) -> Config:
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise FileNotFoundError(f"{path}: no config.yaml; is {run_dir} a ddlvad run directory?")
-    return config_from_yaml(path.read_text(), str(path)).validate(str(path))
+    return config_from_yaml(read_text(path), str(path)).validate(str(path))
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:
@@ -202,6 +205,41 @@ def load_threshold(run_dir: str | Path) -> dict[str, Any] | None:
     return d
 
 
+def safe_name(text: str) -> str:
+    """``text`` as one safe file name: runs of other characters than ``A-Za-z0-9._-``
+    become ``_``; an empty or dots-only result (``.``, ``..``) becomes ``input``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+    return name if name.strip(".") else "input"
+
+
+def predict_dir(base: str | Path, source: str) -> Path:
+    """``base/predict/<name>``: predict's default output folder, named after the last
+    component of its input (``clip.mp4`` -> ``predict/clip.mp4``; ``..`` -> the name of
+    the folder it stands for)."""
+    p = Path(source)
+    name = p.resolve().name if p.name in ("", ".", "..") and p.exists() else p.name
+    return Path(base) / PREDICT / safe_name(name)
+
+
+def check_predict_out(out: str | Path, run_dir: str | Path, inside_ok: bool = True) -> Path:
+    """``out``, refusing a folder that is the run folder or holds it (predict's files there
+    would replace the run's own ``scores.csv``), and one inside it unless ``inside_ok`` (a
+    model entry is never written)."""
+    o, r = Path(out).resolve(), Path(run_dir).resolve()
+    if o == r or o in r.parents:
+        raise ValueError(
+            f"output folder {out} resolves to {o}, which {'is' if o == r else 'holds'} the run "
+            f"folder {r} (its scores.csv would be replaced); expected a folder below it or "
+            f"elsewhere"
+        )
+    if not inside_ok and r in o.parents:
+        raise ValueError(
+            f"output folder {out} is inside the model folder {r}, which is never written; "
+            f"expected a folder outside it"
+        )
+    return Path(out)
+
+
 def scene_dirs(out: str | Path) -> list[Path]:
     """The per-scene run directories under ``out`` (empty if it is a single run)."""
     out = Path(out)
@@ -210,13 +248,31 @@ def scene_dirs(out: str | Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if p.name.startswith(SCENE_PREFIX) and p.is_dir())
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else the CPU; any other name as torch spells it."""
+def pick_device(name: str, what: str = "device") -> torch.device:
+    """``auto``: CUDA when available, else the CPU; any other name as torch spells it, once
+    checked to exist here (ValueError naming ``what``, e.g. ``--device``, otherwise)."""
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"{what} {name!r}: not a torch device; expected auto, cpu, cuda or cuda:N"
+        ) from None
+    backend = getattr(torch, dev.type, None)
+    if dev.type != "cpu" and not getattr(backend, "is_available", lambda: True)():
+        raise ValueError(
+            f"{what} {name!r}: no {dev.type.upper()} device here (this torch build or machine "
+            f"has none); expected cpu or auto"
+        )
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"{what} {name!r}: only {torch.cuda.device_count()} CUDA device(s) here "
+            f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
+        )
+    return dev
 
 
 def load_trained(

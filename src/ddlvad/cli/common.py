@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +24,26 @@ DATA_LAYOUTS = {
 }
 # Verbs that write into the run directory: --model gives them a copy of the entry to write in.
 WRITING_VERBS = ("test", "report", "export")
+
+
+def _number(text: str, kind: type, low: float, what: str) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _number(text, int, 0, "an integer >= 0")
+
+
+def rate(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(text, float, 0.0, "a number >= 0")
 
 
 def preset_lines() -> list[tuple[str, str]]:
@@ -90,7 +111,10 @@ def add_run_or_model(p: argparse.ArgumentParser, *, out: bool):
     g.add_argument(
         "--model",
         metavar="NAME",
-        help="a shipped pretrained model instead of a run ('ddlvad models' lists them)",
+        help="a shipped pretrained model instead of a run ('ddlvad models' lists them); "
+        "a NAME holding '/' is a PATH: a model folder from outside the package, run as is "
+        "(its files are checked against its own card.json, which is not signed: use folders "
+        "you trust)",
     )
     if out:
         p.add_argument(
@@ -107,6 +131,7 @@ def resolve_run(args: argparse.Namespace, verb: str) -> None:
     Writing verbs get a copy at ``--out``; predict reads the verified entry in place and
     writes its outputs under ``./ddlvad-NAME/predict/`` unless ``--out`` says otherwise."""
     from ddlvad import zoo
+    from ddlvad.rundir import predict_dir
 
     name = getattr(args, "model", None)
     if not name:
@@ -116,5 +141,4 @@ def resolve_run(args: argparse.Namespace, verb: str) -> None:
         return
     args.run = str(zoo.resolve(name))
     if not getattr(args, "out", None):
-        stem = Path(str(args.input)).name or "input"
-        args.out = str(zoo.default_run_dir(name) / "predict" / stem)
+        args.out = str(predict_dir(zoo.default_run_dir(name), str(args.input)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ddlvad.cli.common import add_run_or_model, resolve_run
+from ddlvad.cli.common import add_run_or_model, count, rate, resolve_run
 from ddlvad.infer import INPUT_HELP
 from ddlvad.scoring import BACKENDS, ENGINES, PRECISIONS
 
@@ -45,19 +45,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "stream for live",
     )
     p.add_argument("--live", action="store_true", help="play a video file as a live stream")
-    p.add_argument("--max-frames", type=int, default=0, help="live: stop after N frames")
-    p.add_argument("--max-queue", type=int, default=0, help="live: frames queued before drops")
+    p.add_argument("--max-frames", type=count, default=0, help="live: stop after N frames")
+    p.add_argument("--max-queue", type=count, default=0, help="live: frames queued before drops")
     p.add_argument(
         "--fps",
-        type=float,
+        type=rate,
         default=0.0,
         help="frame rate for time_s, the overlay and --live pace (default: the video's own; "
         "frame folders have none, so their time_s stays empty without --fps)",
     )
-    p.add_argument("--median", type=int, help="median filter window (default: the run's)")
-    p.add_argument("--batch-size", type=int, default=0, help="default: the run's score batch")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    p.add_argument(
+        "--median",
+        type=count,
+        help="median filter window in frames, 0 or 1 = off (default: the run's); an even "
+        "window takes one more frame before each frame than after it",
+    )
+    p.add_argument("--batch-size", type=count, default=0, help="default: the run's score batch")
+    p.add_argument("--threads", type=count, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, auto, ...)")
     p.add_argument("--quiet", action="store_true", help="no per-video / per-second lines")
 
 
@@ -65,13 +70,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ddlvad.api import Run
-    from ddlvad.infer.predict import resolve_input, run_predict
-    from ddlvad.rundir import warn_if_training
+    from ddlvad.infer.predict import output_dir, resolve_input, run_predict
+    from ddlvad.rundir import pick_device, warn_if_training
 
     resolve_run(args, "predict")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     kind, target = resolve_input(args.input, args.live)
+    output_dir(args)  # refuse an output folder in or above the run before any work
     warn_if_training(args.run)
     run = Run(args.run)
     protocol = run.protocol().replace(median=args.median)
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         precision=args.precision,
         engine=args.engine if args.engine != "auto" else ("stream" if kind == "live" else "clip"),
-        device=args.device,
+        device=str(pick_device(args.device, "--device")),  # one line for a missing device
         threshold=args.threshold,
         protocol=protocol,
         batch_size=args.batch_size,

@@ -34,6 +34,30 @@ class SourceWarning(UserWarning):
     """Suspect input that can still be used (e.g. a video shorter than its container says)."""
 
 
+def shown(path: str | Path) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 appear as ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def utf8_path(path: str | Path) -> str:
+    """``path`` as text for OpenCV, which crashes the process on a name that is not UTF-8
+    (an ``é`` written in Latin-1, say): SourceError naming the path for such a name."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SourceError(
+            f"{shown(path)}: file name is not valid UTF-8; expected a UTF-8 name (rename it, "
+            f"e.g. with convmv)"
+        ) from None
+    return text
+
+
+def capture(path: str | Path) -> cv2.VideoCapture:
+    """An OpenCV capture of a video file, after checking its name (``utf8_path``)."""
+    return cv2.VideoCapture(utf8_path(path))
+
+
 def natural_key(name: str) -> list:
     """Sort key that orders ``2.jpg`` before ``10.jpg``."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
@@ -59,10 +83,10 @@ def has_images(folder: Path) -> bool:
 
 def list_images(folder: str | Path) -> list[Path]:
     """The frames of a frame folder in natural order; SourceError when none."""
-    folder = Path(folder)
+    folder = Path(utf8_path(folder))
     if not folder.is_dir():
         raise SourceError(f"{folder}: not a folder of frames")
-    files = [p for p in folder.iterdir() if is_image(p)]
+    files = [Path(utf8_path(p)) for p in folder.iterdir() if is_image(p)]
     if not files:
         raise SourceError(f"{folder}: empty folder, expected frames ({'/'.join(IMAGE_EXTS)})")
     return sorted(files, key=lambda p: natural_key(p.name))
@@ -176,7 +200,7 @@ class VideoFile:
         self.path = Path(path)
         if not self.path.is_file():
             raise SourceError(f"{self.path}: video file not found")
-        cap = cv2.VideoCapture(str(self.path))
+        cap = capture(self.path)
         try:
             ok = cap.isOpened()
             self.fps: float | None = (float(cap.get(cv2.CAP_PROP_FPS)) or None) if ok else None
@@ -206,7 +230,7 @@ class VideoFile:
     def count_frames(self) -> int:
         """The exact number of decodable frames (decodes the whole file once)."""
         if not self._exact:
-            cap = cv2.VideoCapture(str(self.path))
+            cap = capture(self.path)
             n = 0
             try:
                 while cap.grab():
@@ -220,7 +244,7 @@ class VideoFile:
         """Frame i as (H, W, 3) uint8 RGB; sequential reads reuse the open capture."""
         i = _index(i, len(self), self.path)
         if self._cap is None:
-            self._cap = cv2.VideoCapture(str(self.path))
+            self._cap = capture(self.path)
             self._pos = 0
         if self._pos != i:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, i)
@@ -244,7 +268,7 @@ class VideoFile:
         return state
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        cap = cv2.VideoCapture(str(self.path))
+        cap = capture(self.path)
         n = 0
         try:
             while True:

@@ -27,7 +27,7 @@ from ddlvad.io import atomic_write, atomic_write_json
 from ddlvad.models.blocks import set_fast_path
 from ddlvad.models.stream import stream_modules
 from ddlvad.rundir import ONNX_FILE, ONNX_REPORT, ONNX_STREAM_FILES, load_trained
-from ddlvad.scoring.backends import Backend, TorchForward, ort_forward
+from ddlvad.scoring.backends import EXPORTED_FROM, Backend, TorchForward, ort_forward
 from ddlvad.scoring.engine import ScoreEngine
 from ddlvad.scoring.protocol import ScoreProtocol
 
@@ -144,6 +144,7 @@ def export_onnx(run_dir: str | Path, *, check: bool = True) -> dict[str, Any]:
     require_onnx()
     d, T = cfg.data, model.T
     meta = {"ddlvad_fingerprint": cfg.fingerprint(), "ddlvad_run": run_dir.resolve()}
+    meta[EXPORTED_FROM] = ckpt["sha256"]  # checked at load (scoring.backends.ort_forward)
     graphs = onnx_graphs(model, cfg)
     for name, module, args, names in graphs:
         save_onnx(run_dir / name, module, args, names, meta)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ddlvad.data.sources import SourceError
+from ddlvad.data.sources import SourceError, SourceWarning, utf8_path
 from ddlvad.infer.detector import Detector
 from ddlvad.infer.overlay import OverlayWriter
 from ddlvad.scoring.engine import Scored
@@ -34,7 +35,7 @@ def open_capture(target: int | str) -> cv2.VideoCapture:
     """cv2.VideoCapture for a camera index, URL or file; SourceError when it cannot open."""
     if isinstance(target, str) and "://" not in target and not Path(target).is_file():
         raise SourceError(f"{target}: video file not found")
-    cap = cv2.VideoCapture(target)
+    cap = cv2.VideoCapture(target if isinstance(target, int) else utf8_path(target))
     if not cap.isOpened():
         cap.release()
         raise SourceError(
@@ -179,6 +180,7 @@ def run_live(
     Returns rows (frame, time_s, raw, smoothed, alert) and a summary dict."""
     cap = open_capture(target)
     fps = pace or float(cap.get(cv2.CAP_PROP_FPS)) or 25.0
+    expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))  # files and some HTTP streams; else <= 0
     grab = Grabber(cap, max_frames=max_frames, max_queue=max_queue or det.batch_size, pace=pace)
     writer = OverlayWriter(overlay, fps, det.threshold) if overlay else None
     live = LiveRun(det, grab, writer, log)
@@ -208,4 +210,12 @@ def run_live(
     stats = {**live.summary(interrupted), "source_fps": fps}
     if writer is not None:
         stats["overlay_codec"] = writer.codec
+    capped = max_frames and grab.read >= max_frames
+    if not interrupted and not capped and 0 < grab.read < expected:
+        stats["frames_expected"] = expected
+        stats["warnings"] = [
+            f"{target}: the stream ended after {grab.read} of the {expected} frames its "
+            f"container declares (cut short or damaged?); scored the {grab.read} read"
+        ]
+        warnings.warn(stats["warnings"][0], SourceWarning, stacklevel=2)
     return live.rows, stats

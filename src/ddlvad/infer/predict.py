@@ -21,19 +21,28 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import re
+import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ddlvad.data.sources import IMAGE_EXTS, VIDEO_EXTS, SourceError, natural_key, open_source
+from ddlvad.data.sources import (
+    IMAGE_EXTS,
+    VIDEO_EXTS,
+    SourceError,
+    SourceWarning,
+    VideoFile,
+    natural_key,
+    open_source,
+)
 from ddlvad.infer import INPUT_HELP
 from ddlvad.infer.detector import Detector
 from ddlvad.infer.overlay import OverlayWriter
 from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
-from ddlvad.rundir import PREDICT
+from ddlvad.rundir import check_predict_out, predict_dir, safe_name
 from ddlvad.scoring.engine import Scored
 from ddlvad.scoring.post import ranges_of
 
@@ -79,8 +88,11 @@ def resolve_input(text: str, live: bool = False) -> tuple[str, Any]:
 def predict_file(
     det: Detector, path: Path, *, fps: float | None = None, overlay: Path | None = None
 ) -> tuple[list[Row], dict[str, Any]]:
-    """Score one video file or frame folder; rows and a speed summary."""
+    """Score one video file or frame folder; rows and a speed summary (with ``warnings``
+    about the input, and ``interrupted`` when Ctrl-C stopped it: rows then hold the frames
+    scored so far)."""
     src = open_source(path)
+    expected = len(src)  # a video's container count (may be wrong), a folder's exact count
     fps = fps or src.fps
     sc = det.scorer(keep_error=overlay is not None)
     ov = _OverlayStage(det, overlay, fps) if overlay else None
@@ -92,6 +104,7 @@ def predict_file(
             ov.add(results)
 
     t0 = time.perf_counter()
+    interrupted = False
     try:
         for img in src:
             sc.push(det.prepare(img), img if ov else None)
@@ -100,10 +113,14 @@ def predict_file(
         take(sc.finish())
         if ov is not None:
             ov.finish()
+    except KeyboardInterrupt:
+        interrupted = True  # keep the frames scored so far (a prefix of the video)
     finally:
         if ov is not None:
             ov.writer.close()
     if not raw:
+        if interrupted:
+            raise KeyboardInterrupt
         raise SourceError(f"{path}: no decodable frames")
     sec = time.perf_counter() - t0
     rows = _rows(raw, det, fps)
@@ -111,7 +128,31 @@ def predict_file(
     stats["frame_rate"] = fps  # None for a frame folder without --fps: time_s stays empty
     if ov is not None:
         stats["overlay_codec"] = ov.writer.codec
+    if interrupted:
+        stats["interrupted"] = True
+    elif isinstance(src, VideoFile) and len(raw) < expected:
+        stats["frames_expected"] = expected
+    _input_warnings(path, stats, det.T)
     return rows, stats
+
+
+def _input_warnings(path: Path, stats: dict[str, Any], T: int) -> None:
+    """Warn about input that scores badly, and record the warnings in ``stats``."""
+    n, notes = stats["frames"], []
+    if "frames_expected" in stats:
+        notes.append(
+            f"{path}: decoded {n} of the {stats['frames_expected']} frames its container "
+            f"declares (a truncated or damaged file?); scored the {n} read"
+        )
+    if n < T:
+        notes.append(
+            f"{path}: {n} frame(s), fewer than the model's {T}-frame window: every window "
+            f"repeats frames (edge rule), so its scores are unreliable"
+        )
+    for note in notes:
+        warnings.warn(note, SourceWarning, stacklevel=3)
+    if notes:
+        stats["warnings"] = notes
 
 
 class _OverlayStage:
@@ -211,8 +252,12 @@ def write_outputs(
     return alerts
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "input"
+def output_dir(args: argparse.Namespace) -> Path:
+    """predict's output folder: ``--out``, else ``RUN/predict/<input name>``
+    (``rundir.predict_dir``); refused when it resolves to the run folder or above it, or,
+    for a ``--model`` entry, inside the model folder (``rundir.check_predict_out``)."""
+    out = Path(args.out) if args.out else predict_dir(args.run, args.input)
+    return check_predict_out(out, args.run, inside_ok=not getattr(args, "model", None))
 
 
 def _predict_live(args, det: Detector, target: int | str, out: Path, log) -> tuple[dict, dict]:
@@ -229,7 +274,7 @@ def _predict_live(args, det: Detector, target: int | str, out: Path, log) -> tup
         overlay=out / "overlay.mp4" if args.overlay else None,
         log=log,
     )
-    name = _safe(Path(target).name if is_file else str(target))
+    name = safe_name(Path(target).name if is_file else str(target))
     return {name: rows}, {name: stats}
 
 
@@ -242,6 +287,8 @@ def _predict_files(args, det: Detector, videos: list, out: Path, log) -> tuple[d
         )
         results[name], stats[name] = rows, st
         log(f"{name}: {st['frames']} frames in {st['seconds']} s ({st['fps']} fps)")
+        if st.get("interrupted"):
+            break  # Ctrl-C: keep what was scored, score no further video
         if st["frame_rate"] is None:
             log(f"{name}: no frame rate (a frame folder): time_s left empty; pass --fps to set it")
     return results, stats
@@ -249,8 +296,9 @@ def _predict_files(args, det: Detector, videos: list, out: Path, log) -> tuple[d
 
 def run_predict(args: argparse.Namespace, det: Detector, kind: str, target: Any) -> int:
     """The predict verb's work on parsed arguments (see ``ddlvad.cli.predict``) with ``det``
-    on the input ``resolve_input`` found (``kind``, ``target``)."""
-    out = Path(args.out) if args.out else Path(args.run) / PREDICT / _safe(Path(args.input).name)
+    on the input ``resolve_input`` found (``kind``, ``target``). Returns the exit status:
+    130 when Ctrl-C stopped the scoring of files (the frames scored so far are written)."""
+    out = output_dir(args)
     log = (lambda s: None) if args.quiet else print
     if det.threshold is None:
         print("ddlvad predict: no threshold (no --threshold and no threshold.json): alerts off")
@@ -277,4 +325,12 @@ def run_predict(args: argparse.Namespace, det: Detector, kind: str, target: Any)
     codecs = sorted({str(st.get("overlay_codec")) for st in summary["videos"].values()})
     extra = f" and the overlay video ({', '.join(codecs)})" if args.overlay else ""
     log(f"wrote {out}/scores.csv, alerts.csv, summary.json{extra}")
+    if kind == "files" and any(st.get("interrupted") for st in summary["videos"].values()):
+        n = sum(len(rows) for rows in results.values())
+        print(
+            f"ddlvad predict: interrupted: kept the scores of the {n} frames scored so far "
+            f"in {out}",
+            file=sys.stderr,
+        )
+        return 130
     return 0

@@ -12,10 +12,12 @@ they are missing), post-processed under the protocol metrics.json records.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import re
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from ddlvad.config import Config
 from ddlvad.io import atomic_write_text
 from ddlvad.report.plots import plot_roc, plot_score_timeline, plot_sigma_trajectory, read_sigma
 from ddlvad.rundir import (
+    CHECKPOINT,
     CONFIG,
     METRICS,
     PLOTS,
@@ -35,6 +38,7 @@ from ddlvad.rundir import (
     load_run_config,
 )
 from ddlvad.scoring.evaluate import read_scores_csv
+from ddlvad.scoring.outputs import check_outputs
 from ddlvad.scoring.post import ScorePipeline
 from ddlvad.scoring.protocol import ScoreProtocol
 
@@ -68,6 +72,38 @@ def parse_frames(text: str) -> list[tuple[str, int]]:
             raise ValueError(f"--frames expects VIDEO:FRAME[,VIDEO:FRAME...], got {item!r}")
         out.append((video, int(frame)))
     return out
+
+
+def check_frames(frames: list[tuple[str, int]], scores: dict) -> None:
+    """ValueError naming the valid range when a --frames item is past its video's end (an
+    unknown video is left to the compare panel, which notes it)."""
+    for video, t in frames:
+        if video not in scores:
+            continue
+        n = len(scores[video]["frame"])
+        if not 0 <= t < n:
+            raise ValueError(
+                f"--frames {video}:{t}: frame out of range; video {video} has frames 0..{n - 1}"
+            )
+
+
+def stale_note(run_dir: Path, metrics: dict) -> str:
+    """A note (and a warning) when the run's checkpoint is no longer the one metrics.json
+    scored, e.g. training went on after ``ddlvad test``; empty otherwise."""
+    scored = (metrics.get("checkpoint") or {}).get("sha256")
+    path = run_dir / CHECKPOINT
+    if not scored or not path.is_file():
+        return ""
+    if hashlib.sha256(path.read_bytes()).hexdigest() == scored:
+        return ""
+    step = (metrics.get("checkpoint") or {}).get("step")
+    text = (
+        f"{run_dir / METRICS} scored the checkpoint of step {step}; {path} has changed since "
+        f"(training went on?): these metrics are not the current model's; run `ddlvad test "
+        f"--run {run_dir}` again"
+    )
+    warnings.warn(text, RuntimeWarning, stacklevel=2)
+    return f'<p class="note">{html.escape(text)}</p>'
 
 
 def img_tag(path: Path, alt: str) -> str:
@@ -222,10 +258,13 @@ def build_report(
     (metrics.json, scores.csv); returns the HTML path."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    if not (run_dir / METRICS).exists():
-        raise FileNotFoundError(f"{run_dir / METRICS}: no metrics.json; run `ddlvad test` first")
-    metrics = json.loads((run_dir / METRICS).read_text())
+    for name in (METRICS, SCORES):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir / name}: no {name}; run `ddlvad test` first")
+    metrics = check_outputs(run_dir)  # scores.csv and metrics.json written together
     scores = read_scores_csv(run_dir / SCORES)
+    if frames:
+        check_frames(frames, scores)
     plots = run_dir / PLOTS
     clear_plots(plots)
     protocol = metrics_protocol(cfg, metrics)
@@ -234,7 +273,7 @@ def build_report(
     if other is not None and (other / METRICS).exists():
         other_metrics = json.loads((other / METRICS).read_text())
     parts = [
-        header(run_dir, cfg, metrics, other_metrics, other),
+        header(run_dir, cfg, metrics, other_metrics, other) + stale_note(run_dir, metrics),
         "<h2>ROC</h2>" + guarded("ROC", lambda: img_tag(roc_png(scores, protocol, plots), "ROC")),
         "<h2>Score timelines</h2><p>Grey: raw patch-max score; blue: final score; red: "
         "ground-truth anomalous frames.</p><div class='grid'>"

@@ -4,8 +4,9 @@
 one score per frame out, whole videos or pushed frame by frame) with its steps: ``window``
 (T-windows, edge rule), ``backends`` (torch, onnxruntime), ``frame`` (error map, patch max),
 ``gain`` (brightness), ``post`` (median, normalisation, alert ranges). Then ``metrics``
-(frame and pixel AUC, EER, AP), ``evaluate`` (scores.csv, metrics.json), ``protocols``
-(every protocol side by side from one pass) and ``reconstruct`` (a torch model over a video).
+(frame and pixel AUC, EER, AP), ``evaluate`` (scores.csv, metrics.json), ``outputs`` (those
+files published together and checked to belong together), ``protocols`` (every protocol side
+by side from one pass) and ``reconstruct`` (a torch model over a video).
 
 This file holds only the names the command line offers (imported by ``ddlvad --help``, so
 nothing heavy).

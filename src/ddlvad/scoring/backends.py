@@ -28,6 +28,8 @@ from ddlvad.models.stream import stream_modules
 from ddlvad.rundir import CHECKPOINT, ONNX_FILE, ONNX_REPORT, ONNX_STREAM_FILES
 from ddlvad.scoring import PRECISIONS
 
+EXPORTED_FROM = "ddlvad_checkpoint_sha256"  # ONNX metadata key: the checkpoint exported
+
 
 class Backend(Protocol):
     """What the detector needs of a backend (``encode`` / ``head`` only when ``streams``)."""
@@ -99,20 +101,47 @@ def require_onnxruntime():
     return onnxruntime
 
 
-def _session(path: str | Path, threads: int = 0):
+def _session(path: str | Path, threads: int = 0, checkpoint_sha: str | None = None):
+    """An onnxruntime session of ``path``; ValueError naming the file when it is not a
+    loadable ONNX model, or (``checkpoint_sha`` given) was exported from other weights."""
     ort = require_onnxruntime()
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or torch.get_num_threads()
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's errors (InvalidProtobuf, Fail...) derive from Exception
+        if not type(e).__module__.startswith("onnxruntime"):
+            raise
+        raise ValueError(
+            f"{path}: not a loadable ONNX model ({type(e).__name__}); expected a file written "
+            f"by ddlvad export: run `ddlvad export --run {Path(path).parent}` again"
+        ) from None
+    if checkpoint_sha is not None:
+        _check_exported_from(sess, path, checkpoint_sha)
+    return sess
+
+
+def _check_exported_from(sess, path: str | Path, want: str) -> None:
+    """ValueError unless the graph's metadata names the checkpoint whose sha256 is ``want``."""
+    got = sess.get_modelmeta().custom_metadata_map.get(EXPORTED_FROM)
+    if got != want:
+        what = f"checkpoint sha256 {got[:12]}..." if got else "no checkpoint sha256"
+        raise ValueError(
+            f"{path}: records {what}, but the run's {CHECKPOINT} has sha256 {want[:12]}... "
+            f"(another run's export, or an older one); run `ddlvad export --run "
+            f"{Path(path).parent}` again"
+        )
 
 
 class OrtForward:
-    """model.onnx through onnxruntime (CPU, fp32): (B, C, T, H, W) clips -> (B, C, H, W)."""
+    """model.onnx through onnxruntime (CPU, fp32): (B, C, T, H, W) clips -> (B, C, H, W).
+
+    ``checkpoint_sha``: refuse a graph exported from other weights than that checkpoint."""
 
     precision, streams = "fp32", False
 
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
-        self.sess = _session(path, threads)
+    def __init__(self, path: str | Path, threads: int = 0, checkpoint_sha: str | None = None):
+        self.sess = _session(path, threads, checkpoint_sha)
 
     def __call__(self, X: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.sess.run(["recon"], {"clips": X.numpy()})[0])
@@ -123,8 +152,15 @@ class OrtStreamForward:
 
     precision, streams = "fp32", True
 
-    def __init__(self, encoder: str | Path, head: str | Path, threads: int = 0) -> None:
-        self.enc, self.hd = _session(encoder, threads), _session(head, threads)
+    def __init__(
+        self,
+        encoder: str | Path,
+        head: str | Path,
+        threads: int = 0,
+        checkpoint_sha: str | None = None,
+    ) -> None:
+        self.enc = _session(encoder, threads, checkpoint_sha)
+        self.hd = _session(head, threads, checkpoint_sha)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [torch.from_numpy(f) for f in self.enc.run(None, {"frames": x.numpy()})]
@@ -146,10 +182,14 @@ def check_onnx(run_dir: str | Path, name: str = ONNX_FILE) -> Path:
 
 
 def ort_forward(run_dir: str | Path, stream: bool = False) -> OrtForward | OrtStreamForward:
-    """The onnxruntime backend of a run: whole clips, or the stream engine's two graphs."""
+    """The onnxruntime backend of a run: whole clips, or the stream engine's two graphs,
+    each checked to be exported from the run's checkpoint (when it has one)."""
+    ckpt = Path(run_dir) / CHECKPOINT
+    sha = hashlib.sha256(ckpt.read_bytes()).hexdigest() if ckpt.is_file() else None
     if stream:
-        return OrtStreamForward(*(check_onnx(run_dir, n) for n in ONNX_STREAM_FILES))
-    return OrtForward(check_onnx(run_dir))
+        paths = (check_onnx(run_dir, n) for n in ONNX_STREAM_FILES)
+        return OrtStreamForward(*paths, checkpoint_sha=sha)
+    return OrtForward(check_onnx(run_dir), checkpoint_sha=sha)
 
 
 def onnx_info(run_dir: Path) -> dict[str, Any]:

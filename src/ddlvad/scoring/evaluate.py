@@ -16,7 +16,8 @@ metrics.json keys:
    pixel_auc_pixels / pixel_auc_anomalous_pixels / pixel_auc_videos: what it was computed on;
  - frames, anomalous_frames, videos, macro_videos, per_video_auc;
  - protocol: every scoring choice (patch, shifted, median, normalize, edge, pixel_stride...);
- - checkpoint: the checkpoint scored (file, epoch, step, sha256), also in scores.csv.json.
+ - checkpoint: the checkpoint scored (file, epoch, step, sha256), also in scores.csv.json;
+ - scores_sha256: the sha256 of the scores.csv written with it, also in scores.csv.json.
 Undefined values (NaN, e.g. an AUC with one class) are written as null.
 """
 
@@ -32,15 +33,7 @@ import numpy as np
 from ddlvad.config import Config
 from ddlvad.data.layouts import VideoRecord, load_pixel_masks
 from ddlvad.data.loading import load_videos, open_dataset
-from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
-from ddlvad.rundir import (
-    METRICS,
-    SCORES,
-    SCORES_SIDECAR,
-    load_trained,
-    pick_device,
-    warn_if_training,
-)
+from ddlvad.rundir import claim_run, load_trained, pick_device
 from ddlvad.scoring.backends import TorchForward
 from ddlvad.scoring.engine import ScoreEngine, engine_for_run
 from ddlvad.scoring.metrics import (
@@ -52,6 +45,7 @@ from ddlvad.scoring.metrics import (
     macro_videos,
     micro_auc,
 )
+from ddlvad.scoring.outputs import publish
 from ddlvad.scoring.post import ScorePipeline
 from ddlvad.scoring.protocol import EDGE_RULES, ScoreProtocol
 
@@ -200,10 +194,23 @@ def evaluate(
     pixel_stride: int = PIXEL_STRIDE,
 ) -> dict:
     """Score the test split of the run's dataset under ``protocol`` (default: the config's
-    ``score.*``); write scores.csv and metrics.json."""
+    ``score.*``); write scores.csv and metrics.json.
+
+    Holds the run's lock throughout (``rundir.claim_run``: not while another process trains
+    or tests the run) and publishes the outputs together (``scoring.outputs``)."""
     run_dir = Path(run_dir)
+    with claim_run(run_dir):
+        return _evaluate(run_dir, cfg, protocol, progress, pixel_stride)
+
+
+def _evaluate(
+    run_dir: Path,
+    cfg: Config | None,
+    protocol: ScoreProtocol | None,
+    progress: bool,
+    pixel_stride: int,
+) -> dict:
     device = pick_device(cfg.train.device if cfg else "auto")
-    warn_if_training(run_dir)
     ckpt: dict[str, Any] = {}
     cfg, model = load_trained(run_dir, cfg, device, info=ckpt)
     cfg.validate()
@@ -226,8 +233,6 @@ def evaluate(
     metrics.update(pixel_metrics(acc, sum(r.has_masks for r in ds.test)))
     metrics["protocol"] = record
     metrics["checkpoint"] = ckpt
-    atomic_write_text(run_dir / SCORES, scores_csv(raw, labels, engine.pipeline))
     sidecar = {"checkpoint": ckpt, "protocol": metrics["protocol"], "written_by": "ddlvad test"}
-    atomic_write_json(run_dir / SCORES_SIDECAR, json_safe(sidecar))
-    atomic_write_json(run_dir / METRICS, json_safe(metrics))
+    publish(run_dir, scores_csv(raw, labels, engine.pipeline), sidecar, metrics)
     return metrics

@@ -7,6 +7,11 @@ other file) and ``MODEL_CARD.md``. Every file is checked against its sha256 befo
 damaged or edited entry is refused. Verbs never write into an entry: ``materialize`` copies
 it to a folder of the user's, which then acts as an ordinary run.
 
+``--model PATH`` (a name holding ``/``) runs a model folder from outside the package the same
+way: its files are checked against its own card.json, which is not signed, so the check
+catches damage, not a card edited together with its files. Names in a card must stay inside
+the entry, and a copy stays inside its destination.
+
 ``python -m ddlvad.zoo pack RUN NAME --command "..."`` makes an entry from a trained and
 tested run; ``python -m ddlvad.zoo check NAME METRICS_JSON`` compares a fresh
 ``metrics.json`` with the card (CI's real-data regression check): the protocol it was scored
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,27 @@ class ZooError(ValueError):
     """Unknown, incomplete or tampered model entry."""
 
 
+def entry_dir(name: str, root: Path | None = None) -> Path:
+    """The folder of model ``name``: a shipped entry under ``root``, or, for a name holding a
+    path separator (``--model PATH``), that folder."""
+    if os.sep in name or (os.altsep and os.altsep in name):
+        return Path(name)
+    return (ZOO_DIR if root is None else root) / name
+
+
+def inside(base: Path, rel: str, card: Path) -> Path:
+    """``base / rel`` for a file name listed in ``card``; ZooError when the name leaves
+    ``base`` (absolute, ``..``, or through a link)."""
+    target = base / rel
+    escapes = Path(rel).is_absolute() or ".." in Path(rel).parts
+    if escapes or not target.resolve().is_relative_to(base.resolve()):
+        raise ZooError(
+            f"{card}: lists {rel!r}, which is outside {base}; expected file names inside the "
+            f"model folder"
+        )
+    return target
+
+
 def names(root: Path | None = None) -> list[str]:
     """The entries under ``root`` (folders holding a card.json), sorted."""
     root = ZOO_DIR if root is None else root
@@ -45,7 +72,7 @@ def names(root: Path | None = None) -> list[str]:
 def read_card(name: str, root: Path | None = None) -> dict[str, Any]:
     """Entry ``name``'s card.json (ZooError naming the shipped models when unknown)."""
     root = ZOO_DIR if root is None else root
-    path = root / name / CARD
+    path = entry_dir(name, root) / CARD
     if not path.is_file():
         known = ", ".join(names(root)) or "none"
         raise ZooError(f"unknown model {name!r} (no {path}); shipped models: {known}")
@@ -63,12 +90,12 @@ def resolve(name: str, root: Path | None = None) -> Path:
     """The verified entry folder: every file the card lists exists and matches its sha256."""
     root = ZOO_DIR if root is None else root
     card = read_card(name, root)
-    entry = root / name
+    entry = entry_dir(name, root)
     files = card.get("files") or {}
-    if CHECKPOINT not in files or rundir.CONFIG not in files:
+    if not isinstance(files, dict) or CHECKPOINT not in files or rundir.CONFIG not in files:
         raise ZooError(f"{entry / CARD}: lists no checkpoint/config; not a model entry")
     for rel, want in files.items():
-        path = entry / rel
+        path = inside(entry, rel, entry / CARD)
         if not path.is_file():
             raise ZooError(f"{path}: missing from model {name!r} (the card lists it)")
         got = sha256(path)
@@ -89,7 +116,7 @@ def materialize(name: str, dest: str | Path, root: Path | None = None) -> Path:
     entry, dest = resolve(name, root), Path(dest)
     files = read_card(name, root)["files"]
     for rel, want in files.items():
-        target = dest / rel
+        target = inside(dest, rel, entry / CARD)
         if target.exists() and sha256(target) != want:
             raise ZooError(
                 f"{target}: exists and is not model {name!r}'s file; choose another --out"
@@ -104,7 +131,7 @@ def materialize(name: str, dest: str | Path, root: Path | None = None) -> Path:
 
 def default_run_dir(name: str) -> Path:
     """Where ``--model NAME`` puts its run copy when no ``--out`` is given."""
-    return Path(f"ddlvad-{name}")
+    return Path(f"ddlvad-{entry_dir(name).resolve().name}")
 
 
 def card_line(name: str, root: Path | None = None) -> str:
