@@ -257,10 +257,31 @@ def load_preset(name: str) -> Config:
     return config_from_yaml(text, str(path) if path.exists() else f"preset {name}")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping holding a key twice (plain YAML keeps the
+    last one and silently drops the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r}, first at line {seen[key]}",
+                    key_node.start_mark,
+                )
+            seen.setdefault(key, line)
+        return super().construct_mapping(node, deep)
+
+
 def config_from_yaml(text: str, source: str) -> Config:
-    """A Config from YAML text; ConfigError naming ``source`` when the YAML or a key is bad."""
+    """A Config from YAML text; ConfigError naming ``source`` when the YAML or a key is bad
+    (a key given twice included)."""
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=UniqueKeyLoader) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -7,13 +7,14 @@ The temp file (``.NAME.xxxxxx.tmp``) is ``fcntl``-locked while it is written, so
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # "being written": clean_orphans leaves it alone
-        write(tmp)
+        with naming(path):
+            write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
@@ -35,6 +37,32 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """Re-raise a write error that does not name its file as an OSError naming ``path``: a
+    full disk gives a bare ``[Errno 28]``, and torch.save ``[enforce fail at
+    inline_container.cc...]``, neither of which says which file was being written."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+    except RuntimeError as e:
+        if "inline_container.cc" not in str(e):
+            raise
+        if _disk_full(Path(path).parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+        raise OSError(errno.EIO, "torch could not write the file", str(path)) from e
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _locked(path: Path) -> bool:
