@@ -21,6 +21,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import shutil
 import warnings
@@ -186,6 +187,14 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
         return {}
 
 
+def check_threshold(value: float, source: str) -> float:
+    """``value`` as an alert threshold: ValueError naming ``source`` (a file or a flag) when
+    it is not a finite number (no score is above NaN: no alert could ever fire)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{source}: threshold = {value}: expected a finite number")
+    return value
+
+
 def load_threshold(run_dir: str | Path) -> dict[str, Any] | None:
     """The run's threshold.json as a dict, or None when the run has none."""
     path = Path(run_dir) / THRESHOLD
@@ -193,11 +202,12 @@ def load_threshold(run_dir: str | Path) -> dict[str, Any] | None:
         return None
     try:
         d = json.loads(path.read_text())
-        float(d["threshold"])
+        value = float(d["threshold"])
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(
             f"{path}: not a ddlvad threshold file (expected a 'threshold' number)"
         ) from e
+    check_threshold(value, str(path))
     return d
 
 

@@ -62,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ddlvad.infer.predict import run_predict
+    from ddlvad.rundir import check_threshold
 
+    if args.threshold is not None:
+        check_threshold(args.threshold, "--threshold")
     resolve_run(args, "predict")
     return run_predict(args)

@@ -19,6 +19,7 @@ For an existing run without threshold.json: ``ddlvad calibrate --run DIR`` (or
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,20 @@ def write_threshold(
     dataset); write ``run_dir/threshold.json``."""
     if videos is None:
         videos = calibration_videos(cfg, progress)
-    result = calibrate(model, cfg, videos, device, gain_for_run(run_dir, cfg))
-    atomic_write_json(Path(run_dir) / THRESHOLD, result)
+    return save_threshold(
+        run_dir, calibrate(model, cfg, videos, device, gain_for_run(run_dir, cfg))
+    )
+
+
+def save_threshold(run_dir: str | Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Write ``calibrate``'s ``result`` as ``run_dir/threshold.json``; a non-finite threshold
+    is never written (ValueError naming the file)."""
+    path = Path(run_dir) / THRESHOLD
+    if not math.isfinite(result["threshold"]):
+        raise ValueError(
+            f"{path}: not written: calibration on {result['frames']} frames gave threshold "
+            f"{result['threshold']}, expected a finite number (the model's scores are not "
+            f"finite: non-finite weights or BatchNorm statistics)"
+        )
+    atomic_write_json(path, result)
     return result
