@@ -120,6 +120,21 @@ class ScoreConfig:
 # The score.* keys that change a run's numbers: each set by a ``ddlvad test`` flag and
 # recorded under ``protocol`` in metrics.json.
 SCORE_PROTOCOL = ("patch", "shifted", "median", "normalize", "edge", "gain")
+# What ``train --resume`` may change in a run's config: where its data is found, how far
+# training goes, and where and how fast it runs (anything else would make it another run).
+RESUME_KEYS = (
+    "name",
+    "data.root",
+    "data.layout",
+    "data.cache_dir",
+    "train.max_steps",
+    "train.epochs",
+    "train.threads",
+    "train.workers",
+    "train.device",
+    "train.compile",
+    "train.channels_last",
+)
 
 
 @dataclass
@@ -172,6 +187,21 @@ class Config:
 
     def fingerprint(self) -> str:
         return hashlib.sha1(json.dumps(self.model_key(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def flat_config(cfg: Config) -> dict[str, Any]:
+    """``{"section.key": value}`` (and ``name``) of every key of ``cfg``."""
+    d = cfg.to_dict()
+    out: dict[str, Any] = {"name": d.pop("name")}
+    for section, values in d.items():
+        out.update({f"{section}.{k}": v for k, v in values.items()})
+    return out
+
+
+def config_changes(old: Config, new: Config, ignore: tuple[str, ...] = ()) -> list[str]:
+    """``key (old -> new)`` for each key that differs between two configs, except ``ignore``."""
+    a, b = flat_config(old), flat_config(new)
+    return [f"{k} ({a[k]!r} -> {b[k]!r})" for k in a if a[k] != b[k] and k not in ignore]
 
 
 def model_T(name: str, T: int) -> int:
