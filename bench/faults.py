@@ -5,15 +5,24 @@
 Generates a small synthetic scene, trains it once without interruption (the reference),
 then for each of ``--kills`` trials starts the same run, sends SIGKILL once its log reaches
 a random step (uniform over the reference's steps; the kill lands somewhere in the next
-step or checkpoint write), resumes it with ``--resume``, and compares
-with the reference: ``train_log.csv`` and ``sigma.csv`` byte for byte, and every tensor of
-the final checkpoint (model, creator, optimiser state) bit for bit. Prints one row per
-trial. This is a bench, not a test: it takes about a minute on one core.
+step or checkpoint write), resumes it with ``--resume``, and compares with the reference:
+``train_log.csv`` and ``sigma.csv`` byte for byte, every tensor of the final checkpoint
+(model, creator, optimiser state) bit for bit, and the end-of-training outputs (``end``:
+the clean BatchNorm statistics in the checkpoint, ``threshold.json`` byte for byte,
+``train_summary.json`` but for its seconds and sessions, the sigma plot). Then one trial
+per kill point around the end-of-training steps: once the log holds the last step
+(``trained``: the kill lands in the last checkpoint write), once the checkpoint holds it
+(``saved``: in the BatchNorm re-estimation), once the checkpoint holds the clean statistics
+(``bn``: in the calibration), once ``threshold.json`` exists (``threshold``: before or just
+after the summary write, which takes well under the 5 ms poll) and once
+``train_summary.json`` exists (``summary``: in the sigma plot or at exit). Prints one row
+per trial. This is a bench, not a test: it takes a few minutes on one core.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -21,16 +30,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ddlvad.checkpoint import load_checkpoint
 from ddlvad.data.synthetic import SceneSpec, generate
+from ddlvad.rundir import SIGMA_PLOT
 
 SPEC = SceneSpec(height=48, width=64, train_videos=3, test_videos=1, frames=60, seed=5)
 SETS = ["train.epochs=4", "pseudo.no_track=random", "train.threads=1"]
-ROW = "{:>5} {:>9} {:>6} {:>8} {:>12} {:>5} {:>7}"
+ROW = "{:>5} {:>9} {:>6} {:>8} {:>12} {:>11} {:>5} {:>7} {:>5}"
+END_POINTS = ["trained", "saved", "bn", "threshold", "summary"]  # in the end-of-training steps
 
 
 def train_cmd(root: Path, cache: Path, out: Path, resume: bool = False) -> list[str]:
@@ -54,13 +66,34 @@ def log_rows(out: Path) -> int:
         return 0
 
 
-def kill_at_step(cmd: list[str], out: Path, step: int) -> float:
-    """Start ``cmd`` and SIGKILL it as soon as its log holds ``step`` rows (polled every
-    5 ms, so the kill lands anywhere in the following step or checkpoint write); returns
-    the seconds it ran."""
+def checkpoint(out: Path) -> dict:
+    """The run's last.pt, or {} while it has none."""
+    try:
+        return load_checkpoint(out / "checkpoints" / "last.pt")
+    except (OSError, ValueError):
+        return {}
+
+
+def kill_point(out: Path, point: str, steps: int) -> Callable[[], bool]:
+    """When to kill: a number of log rows, or a named point in the end-of-training steps."""
+    if point == "trained":
+        return lambda: log_rows(out) >= steps
+    if point == "saved":
+        return lambda: checkpoint(out).get("step") == steps
+    if point == "bn":
+        return lambda: "last_bn" in checkpoint(out)
+    if point in ("threshold", "summary"):
+        name = {"threshold": "threshold.json", "summary": "train_summary.json"}[point]
+        return lambda: (out / name).exists()
+    return lambda: log_rows(out) >= int(point)
+
+
+def kill_when(cmd: list[str], reached: Callable[[], bool]) -> float:
+    """Start ``cmd`` and SIGKILL it as soon as ``reached()`` (polled every 5 ms, so the kill
+    lands anywhere in the next step or write); returns the seconds it ran."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while proc.poll() is None and log_rows(out) < step:
+    while proc.poll() is None and not reached():
         time.sleep(0.005)
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
@@ -83,22 +116,39 @@ def same_tensors(a: object, b: object) -> bool:
     return a == b
 
 
-def state_at_kill(out: Path) -> tuple[int, str]:
-    """(log rows, checkpoint epoch/step) left on disk by the killed process."""
+def state_at_kill(out: Path) -> tuple[int, str, str]:
+    """(log rows, checkpoint epoch/step, end-of-training outputs) the killed process left."""
     ck = out / "checkpoints" / "last.pt"
     if not ck.exists():
-        return log_rows(out), "none"
+        return log_rows(out), "none", "-"
     c = load_checkpoint(ck)
-    return log_rows(out), f"e{c['epoch']}/s{c['step']}"
+    done = ["bn"] if "last_bn" in c else []
+    done += [k for k, f in (("thr", "threshold.json"), ("sum", "train_summary.json"))
+             if (out / f).exists()]  # fmt: skip
+    return log_rows(out), f"e{c['epoch']}/s{c['step']}", "+".join(done) or "-"
 
 
-def compare(out: Path, ref: Path) -> tuple[bool, bool]:
+def summary(run: Path) -> dict:
+    """train_summary.json but for what describes the sessions rather than the result."""
+    d = json.loads((run / "train_summary.json").read_text())
+    return {k: v for k, v in d.items() if k not in ("seconds", "sessions")}
+
+
+def compare(out: Path, ref: Path) -> tuple[bool, bool, bool]:
+    """(logs, weights, end-of-training outputs) bit-identical to the reference's."""
     logs = all(
         (out / f).read_bytes() == (ref / f).read_bytes() for f in ("train_log.csv", "sigma.csv")
     )
     a, b = (load_checkpoint(d / "checkpoints" / "last.pt") for d in (out, ref))
     keys = ("model", "creator", "optim", "epoch", "step")
-    return logs, all(same_tensors(a[k], b[k]) for k in keys)
+    end = (
+        "last_bn" in a
+        and same_tensors(a["last_bn"], b["last_bn"])
+        and (out / "threshold.json").read_bytes() == (ref / "threshold.json").read_bytes()
+        and summary(out) == summary(ref)
+        and (out / SIGMA_PLOT).exists()
+    )
+    return logs, all(same_tensors(a[k], b[k]) for k in keys), end
 
 
 def main() -> int:
@@ -113,17 +163,19 @@ def main() -> int:
     steps = len((ref / "train_log.csv").read_text().splitlines()) - 1
     print(f"reference: {steps} steps, {wall:.1f} s wall; work folder {work}")
     rng = random.Random(args.seed)
-    cols = ("trial", "kill_at", "ran_s", "log_rows", "ckpt_at_kill", "logs", "weights")
-    print(ROW.format(*cols))
+    points = [str(rng.randint(1, steps - 1)) for _ in range(args.kills)] + END_POINTS
+    cols = ("trial", "kill_at", "ran_s", "log_rows", "ckpt_at_kill", "end_at_kill")
+    print(ROW.format(*cols, "logs", "weights", "end"))
     ok = True
-    for i in range(args.kills):
-        out, at = work / f"kill{i}", rng.randint(1, steps - 1)
-        ran = kill_at_step(train_cmd(root, cache, out), out, at)
-        rows, ck = state_at_kill(out)
+    for i, point in enumerate(points):
+        out = work / f"kill{i}"
+        ran = kill_when(train_cmd(root, cache, out), kill_point(out, point, steps))
+        rows, ck, done = state_at_kill(out)
         run(train_cmd(root, cache, out, resume=True))
-        logs, weights = compare(out, ref)
-        ok &= logs and weights
-        print(ROW.format(i, f"step {at}", f"{ran:.1f}", rows, ck, str(logs), str(weights)))
+        same = compare(out, ref)
+        ok &= all(same)
+        at = f"step {point}" if point.isdigit() else point
+        print(ROW.format(i, at, f"{ran:.1f}", rows, ck, done, *map(str, same)))
     print("all bit-identical" if ok else "MISMATCH")
     return 0 if ok else 1
 

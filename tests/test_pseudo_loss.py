@@ -108,6 +108,16 @@ def test_fast_pixel_dist_equals_vector_norm_with_zero_distances():
     assert float(out[True][0][0, 1, 2]) == 0.0 and torch.isfinite(out[True][1]).all()
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_nan_reconstruction_is_a_nan_distance(fast):
+    """The fast distance took NaN > 0 as False and gave 0: a diverged run logged loss 0."""
+    a = torch.zeros(1, 3, 2, 2)
+    b = a.clone()
+    b[0, 1, 0, 0] = math.nan
+    d = pixel_dist(a, b, fast)
+    assert math.isnan(d[0, 0, 0]) and d[0, 1, 1] == 0
+
+
 def test_sigma_landscape_probe_blends_the_runs_masks_at_each_strength(trained_run, tmp_path):
     """bench/sigma_landscape.py: P, N and the ratio at every s of its grid; N (distance from
     the anomalous input) grows with s because the blend moves X_A away from X inside the mask,

@@ -118,6 +118,23 @@ class ScoreConfig:
     gain: int = 0  # N > 0: calibrate test brightness to training's over the last N frames
 
 
+# What ``train --resume`` may change in a run's config: where its data is found, how far
+# training goes, and where and how fast it runs (anything else would make it another run).
+RESUME_KEYS = (
+    "name",
+    "data.root",
+    "data.layout",
+    "data.cache_dir",
+    "train.max_steps",
+    "train.epochs",
+    "train.threads",
+    "train.workers",
+    "train.device",
+    "train.compile",
+    "train.channels_last",
+)
+
+
 @dataclass
 class CalibConfig:
     """Alert threshold calibrated at training time on held-out normal frames."""
@@ -168,6 +185,21 @@ class Config:
 
     def fingerprint(self) -> str:
         return hashlib.sha1(json.dumps(self.model_key(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def flat_config(cfg: Config) -> dict[str, Any]:
+    """``{"section.key": value}`` (and ``name``) of every key of ``cfg``."""
+    d = cfg.to_dict()
+    out: dict[str, Any] = {"name": d.pop("name")}
+    for section, values in d.items():
+        out.update({f"{section}.{k}": v for k, v in values.items()})
+    return out
+
+
+def config_changes(old: Config, new: Config, ignore: tuple[str, ...] = ()) -> list[str]:
+    """``key (old -> new)`` for each key that differs between two configs, except ``ignore``."""
+    a, b = flat_config(old), flat_config(new)
+    return [f"{k} ({a[k]!r} -> {b[k]!r})" for k in a if a[k] != b[k] and k not in ignore]
 
 
 def model_T(name: str, T: int) -> int:
@@ -253,10 +285,31 @@ def load_preset(name: str) -> Config:
     return config_from_yaml(text, str(path) if path.exists() else f"preset {name}")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping holding a key twice (plain YAML keeps the
+    last one and silently drops the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r}, first at line {seen[key]}",
+                    key_node.start_mark,
+                )
+            seen.setdefault(key, line)
+        return super().construct_mapping(node, deep)
+
+
 def config_from_yaml(text: str, source: str) -> Config:
-    """A Config from YAML text; ConfigError naming ``source`` when the YAML or a key is bad."""
+    """A Config from YAML text; ConfigError naming ``source`` when the YAML or a key is bad
+    (a key given twice included)."""
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=UniqueKeyLoader) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -24,6 +24,7 @@ Rule = tuple[str, Callable[[Any, Any], bool], str]
 
 LAYOUT_NAMES = ("auto", "frames", "ucsd", "avenue", "shanghaitech", "folder")
 LAYOUT_ALIASES = ("", "ped1", "ped2", "synthetic")
+MODEL_NAMES = ("c3dsu", "unet")  # the keys of ddlvad.models.MODELS (which imports torch)
 
 
 def _num(v: Any) -> bool:
@@ -63,6 +64,7 @@ RULES: list[Rule] = [
     ("data.channels", _one_of(1, 3), "1 (gray) or 3 (RGB)"),
     ("data.T", _odd, "an odd clip length >= 1 (the model reconstructs the middle frame)"),
     ("data.max_videos", _int_at_least(0), "an integer >= 0 (0 = all)"),
+    ("model.name", _one_of(*MODEL_NAMES), " or ".join(MODEL_NAMES)),
     ("model.latent", lambda v, c: _int_at_least(8)(v, c) and v % 8 == 0, "a multiple of 8"),
     (
         "model.kernels",

@@ -50,7 +50,8 @@ def install_warning_format() -> None:
 
 def run_entry(prog: str, fn: Callable[[], int]) -> int:
     """Run an entry point's body; print user errors as one line on stderr and return 2
-    (Ctrl-C: one line, 130).
+    (Ctrl-C: one line, 130; training turns Ctrl-C and SIGTERM into a user error saying from
+    which step ``--resume`` goes on, ``train.stops.TrainingStopped``, so it exits 2).
 
     Warnings print as one line while it runs (the previous format is restored after).
     ``DDLVAD_DEBUG=1`` re-raises instead, with the traceback."""
@@ -58,10 +59,11 @@ def run_entry(prog: str, fn: Callable[[], int]) -> int:
     install_warning_format()
     try:
         return fn()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if os.environ.get("DDLVAD_DEBUG"):
             raise
-        print(f"{prog}: interrupted (Ctrl-C); no file was left half-written", file=sys.stderr)
+        how = getattr(e, "signal_name", "Ctrl-C")  # SIGTERM: train.stops.Terminated
+        print(f"{prog}: interrupted ({how}); no file was left half-written", file=sys.stderr)
         return 130
     except USER_ERRORS as e:
         if os.environ.get("DDLVAD_DEBUG"):  # the full traceback, for bug reports

@@ -7,6 +7,7 @@ The temp file (``.NAME.xxxxxx.tmp``) is ``fcntl``-locked while it is written, so
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
@@ -18,14 +19,39 @@ from pathlib import Path
 from typing import Any
 
 
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """Re-raise a write error that does not name its file as one naming ``path``: a full
+    disk gives a bare ``[Errno 28]``, and torch's writer a RuntimeError without a file
+    (``[enforce fail at inline_container.cc...]``). Used by every atomic write and by the
+    append-only CSV logs."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        named = _named(e, Path(path))
+        if named is e:
+            raise
+        raise named from e
+
+
 def _named(e: BaseException, path: Path) -> BaseException:
-    """``e`` naming ``path`` when it does not already: a full disk gives ``[Errno 28]`` with
-    no file name, and torch's writer a RuntimeError without one."""
+    """``e`` naming ``path`` when it does not already (``e`` itself when it does)."""
     if isinstance(e, OSError) and e.filename is None and e.errno is not None:
         return OSError(e.errno, e.strerror or str(e), str(path))  # errno picks the subclass
     if type(e) is RuntimeError and str(path) not in str(e):
-        return RuntimeError(f"{path}: could not write ({' '.join(str(e).split())})")
+        if "inline_container.cc" not in str(e):
+            return RuntimeError(f"{path}: could not write ({' '.join(str(e).split())})")
+        if _disk_full(path.parent):  # torch's writer hides the ENOSPC it met
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return RuntimeError(f"{path}: could not write (torch's writer failed)")
     return e
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -36,14 +62,9 @@ def _staged(path: Path, write: Callable[[str], None]) -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # "being written": clean_orphans leaves it alone
-        try:
+        with naming(path):
             write(tmp)
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        except (OSError, RuntimeError) as e:
-            named = _named(e, path)
-            if named is e:
-                raise
-            raise named from e
         yield tmp
     finally:
         if os.path.exists(tmp):

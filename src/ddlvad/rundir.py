@@ -24,6 +24,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -79,6 +80,7 @@ ARTIFACTS = (
 )
 # What marks a folder as holding a run.
 RUN_MARKERS = (CONFIG, str(CHECKPOINT), TRAIN_LOG)
+FINISH_HINT = "rerun its `ddlvad train` command with --resume to finish it"
 
 
 class RunLocked(RuntimeError):
@@ -155,12 +157,21 @@ def claim_run(run_dir: str | Path, enabled: bool = True) -> Iterator[Path]:
 
 
 def check_new_run(run_dir: str | Path, overwrite: bool) -> None:
-    """RunExists unless ``run_dir`` holds no run yet or ``overwrite`` was asked for."""
+    """RunExists unless ``run_dir`` holds no run and no run's outputs yet, or ``overwrite``
+    was asked for (the old files then go once the new config and data validated)."""
+    if overwrite:
+        return
     found = run_markers(run_dir)
-    if found and not overwrite:
+    if found:
         raise RunExists(
             f"{run_dir}: already holds a run ({', '.join(found)}); pass --resume to continue "
             f"it, --overwrite to replace it, or choose another --out"
+        )
+    stray = [name for name in ARTIFACTS if (Path(run_dir) / name).exists()]
+    if stray:
+        raise RunExists(
+            f"{run_dir}: holds outputs of an earlier run ({', '.join(stray)}) that a new run "
+            f"would leave beside its own; pass --overwrite to remove them, or choose another --out"
         )
 
 
@@ -190,6 +201,14 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
         return {}
 
 
+def check_threshold(value: float, source: str) -> float:
+    """``value`` as an alert threshold: ValueError naming ``source`` (a file or a flag) when
+    it is not a finite number (no score is above NaN: no alert could ever fire)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{source}: threshold = {value}: expected a finite number")
+    return value
+
+
 def load_threshold(run_dir: str | Path) -> dict[str, Any] | None:
     """The run's threshold.json as a dict, or None when the run has none."""
     path = Path(run_dir) / THRESHOLD
@@ -197,11 +216,12 @@ def load_threshold(run_dir: str | Path) -> dict[str, Any] | None:
         return None
     try:
         d = json.loads(path.read_text())
-        float(d["threshold"])
+        value = float(d["threshold"])
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(
             f"{path}: not a ddlvad threshold file (expected a 'threshold' number)"
         ) from e
+    check_threshold(value, str(path))
     return d
 
 
@@ -288,6 +308,15 @@ def load_trained(
     cfg = cfg or load_run_config(run_dir)
     ck = load_checkpoint(Path(run_dir) / CHECKPOINT, cfg)
     state, weights, bn = scoring_state(ck, cfg.score.weights, cfg.score.bn)
+    if bn != cfg.score.bn:
+        warnings.warn(
+            f"{Path(run_dir) / CHECKPOINT}: holds no clean BatchNorm statistics (training "
+            f"stopped before its end-of-training step, or predates them): scoring with the "
+            f"trained ones (recorded as score.bn = trained); {FINISH_HINT}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        cfg.score.bn = bn
     if info is not None:  # which checkpoint, weights (the EMA only when kept), BN statistics
         info.update(checkpoint_info(run_dir, ck), weights=weights, bn=bn)
     from ddlvad.models import create_model
@@ -320,13 +349,30 @@ def checkpoint_info(run_dir: str | Path, ck: dict[str, Any]) -> dict[str, Any]:
 
 
 def warn_if_training(run_dir: str | Path) -> None:
-    """A RuntimeWarning when another process is still training ``run_dir``: its checkpoint
-    is an early one (the outputs record which checkpoint was scored)."""
+    """A RuntimeWarning when another process is still training ``run_dir`` (its checkpoint
+    is an early one; the outputs record which checkpoint was scored), else
+    ``warn_if_unfinished``'s (predict's check; test holds the run's lock instead)."""
     pid = lock_holder(run_dir)
     if pid is not None:
         warnings.warn(
             f"{run_dir}: still being trained (pid {pid}); scoring its latest checkpoint, "
             f"not the final one (the checkpoint's epoch and step are recorded in the outputs)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return
+    warn_if_unfinished(run_dir)
+
+
+def warn_if_unfinished(run_dir: str | Path) -> None:
+    """A RuntimeWarning when ``run_dir``'s training stopped before the end-of-training files
+    (threshold.json, train_summary.json)."""
+    missing = [n for n in (THRESHOLD, TRAIN_SUMMARY) if not (Path(run_dir) / n).exists()]
+    if missing and (Path(run_dir) / CHECKPOINT).exists():
+        alerts = f"; without {THRESHOLD} predict raises no alerts" if THRESHOLD in missing else ""
+        warnings.warn(
+            f"{run_dir}: training did not finish (no {' and no '.join(missing)}){alerts}; "
+            f"{FINISH_HINT}",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -71,9 +71,7 @@ def add_data(p: argparse.ArgumentParser, preset: bool = True) -> None:
     p.add_argument("--root", help="dataset root folder")
     p.add_argument("--scene", default="", help="scene / camera id (ShanghaiTech, folder)")
     if preset:
-        p.add_argument(
-            "--preset", default="cpu", help="config preset (listed below; default cpu) or YAML file"
-        )
+        p.add_argument("--preset", help="config preset (listed below; default cpu) or YAML file")
         p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep one preset a line
         p.epilog = presets_epilog()
     p.add_argument(
@@ -90,7 +88,7 @@ def add_data(p: argparse.ArgumentParser, preset: bool = True) -> None:
 def build_config(args: argparse.Namespace, base: Config | None = None) -> Config:
     """The config the data options describe: ``base`` (a run's) or the preset, then
     --root/--data/--scene and every --set, validated."""
-    cfg = base or load_preset(getattr(args, "preset", "cpu"))
+    cfg = base or load_preset(getattr(args, "preset", None) or "cpu")
     if getattr(args, "root", None):
         cfg.data.root = str(Path(args.root).resolve())
     if getattr(args, "data", "auto") not in ("auto", None):

@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ddlvad.api import Run
     from ddlvad.infer.predict import output_dir, resolve_input, run_predict
-    from ddlvad.rundir import pick_device, warn_if_training
+    from ddlvad.rundir import check_threshold, pick_device, warn_if_training
 
+    if args.threshold is not None:
+        check_threshold(args.threshold, "--threshold")
     resolve_run(args, "predict")
     if args.threads > 0:
         torch.set_num_threads(args.threads)

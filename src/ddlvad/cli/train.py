@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 from ddlvad.cli.common import add_data, build_config
+from ddlvad.config import RESUME_KEYS, Config, config_changes
 from ddlvad.rundir import CONFIG, load_run_config
 
 HELP = "train a model into a run directory"
@@ -43,21 +45,45 @@ def _strip_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+def _resume_config(args: argparse.Namespace, preset: Config, run_dir: Path) -> Config:
+    """The run's own config with the command line's --root/--data/--scene/--set; ValueError
+    when an explicit --preset differs from it (a resume keeps the run's config, and takes
+    only ``RESUME_KEYS`` from --set)."""
+    cfg = build_config(args, load_run_config(run_dir))
+    changed = config_changes(cfg, preset, ignore=RESUME_KEYS)  # those come from --set
+    if args.preset and changed:
+        raise ValueError(
+            f"{run_dir / CONFIG}: --resume continues the run under this config, and "
+            f"--preset {args.preset} changes {', '.join(changed)}; leave --preset out to "
+            f"resume, or start a new run (another --out, or --overwrite)"
+        )
+    return cfg
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    from ddlvad.train.stops import Terminated
+
+    raise Terminated()
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.nproc < 1:
+        raise ValueError(f"--nproc {args.nproc}: expected a number of processes >= 1")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues a run and --overwrite replaces it: pass one")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         from ddlvad.train.distributed import launch
 
         return launch(args.nproc, _strip_nproc(args.argv))
     from ddlvad.api import Run
 
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # one line and --resume's step, as SIGINT
     cfg = build_config(args)
     if not cfg.data.root:
         raise SystemExit("ddlvad train: --root is required")
     run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     if args.resume and (run_dir / CONFIG).exists():
-        cfg = build_config(args, load_run_config(run_dir))
-    if args.resume and args.overwrite:
-        raise ValueError("--resume continues a run and --overwrite replaces it: pass one")
+        cfg = _resume_config(args, cfg, run_dir)
     if cfg.data.scene == "all":
         from ddlvad.experiments.scenes import train_scenes
 
@@ -71,5 +97,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if summary.get("nothing_to_do"):
         print(f"ddlvad train: {summary['nothing_to_do']}", file=sys.stderr)
+    if summary.get("finished"):
+        steps = ", ".join(summary["finished"])
+        print(
+            f"ddlvad train: {run_dir}: training was done; ran its end steps {steps}",
+            file=sys.stderr,
+        )
     print(json.dumps({"run": str(run_dir), **summary}, indent=2))
     return 0

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ddlvad.config import Config, ObjectsConfig
+from ddlvad.data.cache import CacheWarning
 from ddlvad.data.layouts import VideoRecord
 from ddlvad.data.loading import fingerprints, frame_cache, load_videos
 from ddlvad.io import atomic_write_json
@@ -65,6 +67,18 @@ def read_tracks(path: str | Path) -> tuple[Tracks, dict]:
     return tracks, doc.get("meta", {})
 
 
+def _read_cached(path: Path) -> tuple[Tracks, dict] | None:
+    """A cached tracks file, or None when there is none or it is damaged (a truncated or
+    foreign file is rebuilt with a CacheWarning naming it, as frame cache entries are)."""
+    if not path.exists():
+        return None
+    try:
+        return read_tracks(path)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        warnings.warn(f"{path}: damaged tracks cache entry ({e}); rebuilding it", CacheWarning, 3)
+        return None
+
+
 def propose(frames: np.ndarray, cfg: ObjectsConfig) -> list[np.ndarray]:
     """Background-subtraction proposals for one (N, H, W, C) video."""
     p = BgSubParams(diff_threshold=cfg.diff_threshold, min_area=cfg.min_area, max_area=cfg.max_area)
@@ -106,10 +120,9 @@ def build_tracks(
     """
     key = tracks_key(cfg, videos, fingerprints or {})
     path = Path(folder) / f"tracks-{key}.json"
-    if path.exists():
-        tracks, meta = read_tracks(path)
-        if meta.get("key") == key:
-            return tracks, meta, path
+    cached = _read_cached(path)
+    if cached is not None and cached[1].get("key") == key:
+        return *cached, path
     t0 = time.perf_counter()
     tracks: Tracks = {}
     n_boxes = n_frames = 0

@@ -33,7 +33,7 @@ import numpy as np
 from ddlvad.config import Config
 from ddlvad.data.layouts import VideoRecord, load_pixel_masks
 from ddlvad.data.loading import load_videos, open_dataset
-from ddlvad.rundir import claim_run, load_trained, pick_device
+from ddlvad.rundir import claim_run, load_trained, pick_device, warn_if_unfinished
 from ddlvad.scoring.backends import TorchForward
 from ddlvad.scoring.engine import ScoreEngine, engine_for_run
 from ddlvad.scoring.metrics import (
@@ -200,6 +200,7 @@ def evaluate(
     or tests the run) and publishes the outputs together (``scoring.outputs``)."""
     run_dir = Path(run_dir)
     with claim_run(run_dir):
+        warn_if_unfinished(run_dir)
         return _evaluate(run_dir, cfg, protocol, progress, pixel_stride)
 
 

@@ -19,6 +19,7 @@ For an existing run without threshold.json: ``ddlvad calibrate --run DIR`` (or
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from ddlvad.io import atomic_write_json
 from ddlvad.rundir import THRESHOLD
 from ddlvad.scoring.backends import TorchForward
 from ddlvad.scoring.engine import ScoreEngine, engine_for_run
+from ddlvad.scoring.gain import Gain
 from ddlvad.scoring.post import ranges_of
 from ddlvad.scoring.protocol import ScoreProtocol
 from ddlvad.train.data import training_videos
@@ -76,12 +78,25 @@ def calibration_videos(cfg: Config, progress: bool = False) -> dict[str, np.ndar
     return training_videos(cfg, progress).calibration
 
 
-def run_engine(run_dir: str | Path, cfg: Config, model: torch.nn.Module, device) -> ScoreEngine:
+def run_engine(
+    run_dir: str | Path,
+    cfg: Config,
+    model: torch.nn.Module,
+    device,
+    frame_mean: float | None = None,
+) -> ScoreEngine:
     """The engine a run's threshold is calibrated with: the torch model in fp32 under the
-    config's protocol."""
+    config's protocol. ``frame_mean``: the training footage's mean grey level for
+    ``score.gain`` while the run's train_summary.json, where ``engine_for_run`` reads it, is
+    not written yet (at the end of training)."""
     forward = TorchForward(model, "fp32", device)
     protocol = ScoreProtocol.from_config(cfg)
-    return engine_for_run(run_dir, protocol, forward, cfg.model_T, batch_size=cfg.score.batch_size)
+    if frame_mean is None:
+        return engine_for_run(
+            run_dir, protocol, forward, cfg.model_T, batch_size=cfg.score.batch_size
+        )
+    gain = Gain(frame_mean, protocol.gain) if protocol.gain else None
+    return ScoreEngine(protocol, forward, cfg.model_T, batch_size=cfg.score.batch_size, gain=gain)
 
 
 def write_threshold(
@@ -91,11 +106,25 @@ def write_threshold(
     device,
     progress: bool = False,
     videos: dict[str, np.ndarray] | None = None,
+    frame_mean: float | None = None,
 ) -> dict[str, Any]:
     """Calibrate ``model`` on the run's normal frames (``videos``, else loaded from the
-    dataset); write ``run_dir/threshold.json``."""
+    dataset); write ``run_dir/threshold.json`` (``save_threshold``)."""
     if videos is None:
         videos = calibration_videos(cfg, progress)
-    result = calibrate(run_engine(run_dir, cfg, model, device), cfg, videos)
-    atomic_write_json(Path(run_dir) / THRESHOLD, result)
+    engine = run_engine(run_dir, cfg, model, device, frame_mean)
+    return save_threshold(run_dir, calibrate(engine, cfg, videos))
+
+
+def save_threshold(run_dir: str | Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Write ``calibrate``'s ``result`` as ``run_dir/threshold.json``; a non-finite threshold
+    is never written (ValueError naming the file)."""
+    path = Path(run_dir) / THRESHOLD
+    if not math.isfinite(result["threshold"]):
+        raise ValueError(
+            f"{path}: not written: calibration on {result['frames']} frames gave threshold "
+            f"{result['threshold']}, expected a finite number (the model's scores are not "
+            f"finite: non-finite weights or BatchNorm statistics)"
+        )
+    atomic_write_json(path, result)
     return result

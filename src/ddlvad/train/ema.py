@@ -96,6 +96,7 @@ def refresh_run(run_dir, cfg=None, clips=None, batches: int = 150) -> None:
     from ddlvad.models import create_model
     from ddlvad.rundir import CHECKPOINT, load_run_config
     from ddlvad.train.data import make_clips
+    from ddlvad.train.stops import NonFiniteLoss, non_finite
 
     path = Path(run_dir) / CHECKPOINT
     cfg = cfg or load_run_config(run_dir)
@@ -110,6 +111,12 @@ def refresh_run(run_dir, cfg=None, clips=None, batches: int = 150) -> None:
         refresh_bn(model, clips, batches)
         # cloned: the next load_state_dict writes into these same buffers
         ck[key] = {k: v.detach().clone() for k, v in model.state_dict().items() if k in keys}
+        if bad := non_finite(model):
+            raise NonFiniteLoss(
+                f"{path} (step {ck['step']}): left as it was: the BatchNorm statistics of its "
+                f"{key[:-3]} weights, re-estimated on clean training clips, are not finite "
+                f"({', '.join(bad[:3])}): the training diverged; try a lower train.lr"
+            )
     ck.pop("sha256", None)  # added by load_checkpoint, not part of the file
     atomic_write(path, lambda tmp: torch.save(ck, tmp))
 

@@ -7,8 +7,6 @@ uninterrupted one would.
 
 from __future__ import annotations
 
-import csv
-import math
 import random
 import time
 from pathlib import Path
@@ -22,23 +20,19 @@ from tqdm import tqdm
 
 from ddlvad.checkpoint import save_checkpoint
 from ddlvad.config import Config
-from ddlvad.io import atomic_write_json
 from ddlvad.models import create_model, create_pseudo
 from ddlvad.models.blocks import set_fast_path
 from ddlvad.models.pseudo import PseudoAnomalyCreator
-from ddlvad.objects.masks import MASK_NONE, MASK_RANDOM, MASK_TRACK
+from ddlvad.objects.masks import MASK_NONE
 from ddlvad.rundir import (
     CHECKPOINT,
     CONFIG,
     SIGMA_CSV,
     TRAIN_LOG,
-    TRAIN_SUMMARY,
     claim_run,
     clear_run,
-    load_trained,
     read_summary,
 )
-from ddlvad.train.calibrate import write_threshold
 from ddlvad.train.data import make_clips, training_videos
 from ddlvad.train.distributed import (
     DistContext,
@@ -48,15 +42,25 @@ from ddlvad.train.distributed import (
     local_batch,
     shutdown,
 )
-from ddlvad.train.ema import make_ema, refresh_run
+from ddlvad.train.ema import make_ema
+from ddlvad.train.finish import drop_finish_outputs, finish_run, run_summary
+from ddlvad.train.logs import LOG_FIELDS, CsvLog, count_kinds, log_row
 from ddlvad.train.loss import LossParts, ddl_loss
-from ddlvad.train.resume import StartPoint, batches_per_epoch, nothing_left, prepare_run
-
-LOG_FIELDS = ["epoch", "step", "loss", "recon", "dist", "P", "N", "sigma", "lr", "masked"]
-
-
-class NonFiniteLoss(RuntimeError):
-    """Training produced NaN/inf; the last good checkpoint is kept."""
+from ddlvad.train.resume import (
+    FINISH_STEPS,
+    StartPoint,
+    batches_per_epoch,
+    finish_todo,
+    nothing_left,
+    prepare_run,
+)
+from ddlvad.train.stops import (
+    NonFiniteLoss,
+    Progress,
+    TrainingStopped,
+    non_finite,
+    stopped_line,
+)
 
 
 def seed_everything(seed: int) -> None:
@@ -142,42 +146,15 @@ def step_loss(
     return parts, masked
 
 
-class CsvLog:
-    """Append-only CSV; on resume, rows past ``keep_steps`` are dropped first."""
-
-    def __init__(self, path: Path, fields: list[str], keep_steps: int | None) -> None:
-        self.path, self.fields = path, fields
-        rows = []
-        if keep_steps is not None and path.exists():
-            with path.open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_steps]
-        with path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-        self.f = path.open("a", newline="")
-        self.w = csv.DictWriter(self.f, fieldnames=fields)
-
-    def write(self, row: dict) -> None:
-        self.w.writerow({k: row[k] for k in self.fields})
-        self.f.flush()
-
-    def close(self) -> None:
-        self.f.close()
-
-
-def _setup(cfg: Config, ctx: DistContext, run_dir: Path, progress: bool, overwrite: bool = False):
-    """Data (rank 0 first: it builds caches and tracks), modules, optimiser, schedule."""
+def _setup(cfg: Config, ctx: DistContext, progress: bool):
+    """Data (rank 0 first: it builds caches and tracks), modules, optimiser, schedule; all
+    built before the run directory is written."""
     tc = cfg.train
     if not ctx.is_main:
         barrier(ctx)
     data = training_videos(cfg, progress and ctx.is_main)  # validates data before writing
     clips, info = make_clips(cfg, progress and ctx.is_main, data)
     if ctx.is_main:
-        if overwrite:  # the new config and data validated: only now drop the old run
-            clear_run(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.dump(run_dir / CONFIG)
         barrier(ctx)
     model, creator = create_model(cfg), create_pseudo(cfg)
     net = DDLNet(model, creator, fast=tc.fast).to(ctx.device)
@@ -202,124 +179,145 @@ def train(
 
     The run directory is claimed first (``rundir.claim_run``: a second writer fails at once);
     a new run refuses a folder holding a run unless ``overwrite``; ``resume`` checks the
-    checkpoint against ``cfg`` before anything is written. Under torchrun (WORLD_SIZE > 1)
-    every rank trains on its share of each global batch; only rank 0 writes.
+    checkpoint against ``cfg`` before anything is written, and finishes the end-of-training
+    steps of a run stopped during them. Under torchrun (WORLD_SIZE > 1) every rank trains on
+    its share of each global batch; only rank 0 writes. SIGINT (and SIGTERM, as
+    ``Terminated``) raise ``TrainingStopped``, saying where a resume goes on.
     """
     run_dir = Path(run_dir)
-    ckpt_path = run_dir / CHECKPOINT
     tc = cfg.validate().train
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)
     ctx = init_distributed(tc.device)
+    where = Progress()
     try:
         with claim_run(run_dir, enabled=ctx.is_main):
             ck = prepare_run(cfg, run_dir, resume, overwrite, writer=ctx.is_main)
             idle = nothing_left(cfg, run_dir, ck)
-            if idle:
+            todo = finish_todo(run_dir, ck) if idle else FINISH_STEPS
+            if not todo:
                 return {**read_summary(run_dir), "nothing_to_do": idle}
-            return _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress and ctx.is_main)
+            where.saved = StartPoint.of(ck).step if ck else None
+            where.step = where.saved or 0
+            plan = (overwrite, progress and ctx.is_main, bool(idle), todo)
+            summary = _train(cfg, run_dir, ctx, ck, plan, where)
+            return {**summary, **({"finished": todo} if idle else {})}
+    except KeyboardInterrupt as e:
+        raise TrainingStopped(stopped_line(run_dir, where, e)) from None
     finally:
         shutdown(ctx)
 
 
-def _train(cfg, run_dir, ckpt_path, ctx, ck, overwrite, progress) -> dict:
-    tc = cfg.train
-    clips, info, data, net, opt, sched = _setup(cfg, ctx, run_dir, progress, overwrite)
-    model, creator = net.model, net.creator
+def _restore(net: DDLNet, opt, sched, ck: dict) -> None:
+    """Weights, optimiser, schedule, EMA and RNG state from a checkpoint."""
+    net.model.load_state_dict(ck["model"])
+    net.creator.load_state_dict(ck["creator"])
+    opt.load_state_dict(ck["optim"])
+    sched.load_state_dict(ck["sched"])
+    if net.ema is not None and ck.get("ema"):
+        net.ema.load_state_dict(ck["ema"])
+    torch.set_rng_state(ck["rng"])
+
+
+def _train(cfg, run_dir, ctx, ck, plan: tuple, where: Progress) -> dict:
+    """Train what is left (nothing when ``idle``: only end-of-training steps are), then
+    run the end-of-training steps ``todo``."""
+    overwrite, progress, idle, todo = plan
+    clips, info, data, net, opt, sched = _setup(cfg, ctx, progress)
     start = StartPoint.of(ck)
-    start_epoch, step = start.epoch, start.step
     if ck is not None:
-        model.load_state_dict(ck["model"])
-        creator.load_state_dict(ck["creator"])
-        opt.load_state_dict(ck["optim"])
-        sched.load_state_dict(ck["sched"])
-        if net.ema is not None and ck.get("ema"):
-            net.ema.load_state_dict(ck["ema"])
-        torch.set_rng_state(ck["rng"])
-    resume = ck is not None
+        _restore(net, opt, sched, ck)
+    totals = start
+    if not idle:
+        if ctx.is_main:
+            if overwrite:  # the new config, data and modules built: only now drop the old run
+                clear_run(run_dir)
+            cfg.dump(run_dir / CONFIG)
+        totals = _fit(cfg, run_dir, ctx, ck, net, opt, sched, clips, start, progress, where)
+    where.finishing = True
+    summary = run_summary(info, net, totals, ctx)
+    return finish_run(cfg, run_dir, ctx, summary, clips, data, todo)
+
+
+def _save(cfg, run_dir: Path, ctx, net: DDLNet, opt, sched, where: Progress, **meta) -> None:
+    """checkpoints/last.pt (rank 0), unless a weight or statistic is not finite: then
+    NonFiniteLoss, and the checkpoint on disk (the last finite one) stays."""
+    bad = non_finite(net) + (non_finite(net.ema.module) if net.ema is not None else [])
+    if broadcast_flag(ctx, bool(bad)):
+        raise NonFiniteLoss(f"non-finite weights after step {meta['step']} ({', '.join(bad[:3])})")
+    if ctx.is_main:
+        drop_finish_outputs(run_dir)  # they belong to the weights being replaced
+        extra = {"ema": net.ema} if net.ema is not None else {}
+        save_checkpoint(
+            run_dir / CHECKPOINT, cfg, model=net.model, creator=net.creator, optim=opt,
+            sched=sched, **meta, **extra,
+        )  # fmt: skip
+    where.saved = meta["step"]
+    barrier(ctx)
+
+
+def _fit(cfg, run_dir, ctx, ck, net, opt, sched, clips, start, progress, where) -> StartPoint:
+    """The epochs left, a checkpoint after each (and at step 0 of a new run); the totals."""
+    tc = cfg.train
+    step, counts, t0 = start.step, start.counts, time.perf_counter()  # counts: every session
     n_batches = batches_per_epoch(len(clips), local_batch(tc.batch_size, ctx), ctx.world_size)
-    ddp = DDP(net, find_unused_parameters=creator.enabled) if ctx.enabled else net
+    ddp = DDP(net, find_unused_parameters=net.creator.enabled) if ctx.enabled else net
     logs = None
     if ctx.is_main:
-        logs = (
-            CsvLog(run_dir / TRAIN_LOG, LOG_FIELDS, step if resume else 0),
-            CsvLog(run_dir / SIGMA_CSV, ["epoch", "step", "sigma"], step if resume else 0),
+        logs = tuple(
+            CsvLog(run_dir / name, fields, step)
+            for name, fields in ((TRAIN_LOG, LOG_FIELDS), (SIGMA_CSV, ["epoch", "step", "sigma"]))
         )
-    counts = start.counts  # cumulative over every session of the run
-    t0 = time.perf_counter()
+
+    def totals() -> StartPoint:
+        seconds = start.seconds + time.perf_counter() - t0
+        return StartPoint(step=step, seconds=seconds, sessions=start.sessions + 1, counts=counts)
+
     try:
-        for epoch in range(start_epoch, tc.epochs):
-            skip = start.skip if epoch == start_epoch else 0
+        if ck is None:  # a resume always has a checkpoint to go on from
+            _save(cfg, run_dir, ctx, net, opt, sched, where, **_meta(0, 0, 0, totals()))
+        for epoch in range(start.epoch, tc.epochs):
+            skip = start.skip if epoch == start.epoch else 0
             rng_epoch, before = torch.get_rng_state(), step
             step = _run_epoch(
-                cfg, ddp, creator, opt, clips, epoch, step, ctx, logs, counts, progress, skip
-            )
+                cfg, ddp, net.creator, opt, clips, epoch, step, ctx, logs, counts, progress,
+                skip, where,
+            )  # fmt: skip
             done = skip + step - before
             partial = done < n_batches  # stopped mid-epoch by max_steps
             if not partial:
                 sched.step()
-            if ctx.is_main:
-                save_checkpoint(
-                    ckpt_path,
-                    cfg,
-                    model=model,
-                    creator=creator,
-                    optim=opt,
-                    sched=sched,
-                    epoch=epoch,
-                    step=step,
-                    batch=done if partial else 0,
-                    mask_counts=counts,
-                    seconds=start.seconds + time.perf_counter() - t0,
-                    sessions=start.sessions + 1,
-                    **({"rng": rng_epoch} if partial else {}),  # replay this epoch's RNG
-                    **({"ema": net.ema} if net.ema is not None else {}),
-                )
-            barrier(ctx)
+            meta = _meta(epoch, step, done if partial else 0, totals())
+            rng = {"rng": rng_epoch} if partial else {}  # replay this epoch's RNG
+            _save(cfg, run_dir, ctx, net, opt, sched, where, **meta, **rng)
             if tc.max_steps and step >= tc.max_steps:
                 break
+    except NonFiniteLoss as e:
+        kept = f"{CHECKPOINT} keeps step {where.saved}, the last finite weights"
+        raise NonFiniteLoss(
+            f"{run_dir}: training diverged: {e}; {kept}; try a lower train.lr or loss.eps > 0"
+        ) from None
     finally:
         for log in logs or ():
             log.close()
-    return _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, clips, data)
+    return totals()
 
 
-def _finish(cfg, run_dir, ctx, info, net, step, counts, start, t0, progress, clips, data) -> dict:
-    """train_summary.json (cumulative over sessions), threshold.json. The sigma plot is drawn
-    by the callers that show results (``report.plots.plot_run_sigma``), not by the training loop."""
-    model, creator = net.model, net.creator
-    sigma = float(creator.sigma().detach()) if creator.enabled else None
-    summary = {
-        **info,
-        "steps": step,
-        "seconds": round(start.seconds + time.perf_counter() - t0, 1),
-        "sessions": start.sessions + 1,
-        "sigma": sigma,
-        "mask_counts": counts,
-        "params": sum(p.numel() for p in model.parameters()),
-        "world_size": ctx.world_size,
+def _meta(epoch: int, step: int, batch: int, totals: StartPoint) -> dict:
+    """A checkpoint's position and the totals over every session of the run."""
+    return {
+        "epoch": epoch,
+        "step": step,
+        "batch": batch,
+        "mask_counts": totals.counts,
+        "seconds": totals.seconds,
+        "sessions": totals.sessions,
     }
-    if ctx.enabled:  # the learned l is one parameter: every rank must hold the same value
-        per_rank: list = [None] * ctx.world_size
-        torch.distributed.all_gather_object(per_rank, sigma)
-        summary["sigma_per_rank"] = per_rank
-    if ctx.is_main:
-        atomic_write_json(run_dir / TRAIN_SUMMARY, summary)
-        # BN statistics of the last (and averaged) weights on clean clips, into the checkpoint
-        refresh_run(run_dir, cfg, clips)
-        _, scorer = load_trained(run_dir, cfg, ctx.device)
-        # threshold.json for predict, on the held-out frames this setup split off
-        write_threshold(run_dir, cfg, scorer, ctx.device, videos=data.calibration)
-    # the other ranks wait for rank 0's writes: a rank that tore its process group down while
-    # rank 0 still held it aborted at exit now and then ("terminate called without an
-    # active exception"; seen once in this session's runs of the DDP test, cause not proven)
-    barrier(ctx)
-    return summary
 
 
 def _run_epoch(
-    cfg, net, creator, opt, clips, epoch, step, ctx, logs, counts, progress, skip: int = 0
+    cfg, net, creator, opt, clips, epoch, step, ctx, logs, counts, progress, skip, where
 ) -> int:
     """Train one epoch from its batch ``skip`` (a resume after a mid-epoch stop)."""
     tc = cfg.train
@@ -350,8 +348,7 @@ def _run_epoch(
         if broadcast_flag(ctx, not bool(torch.isfinite(parts.total))):
             raise NonFiniteLoss(
                 f"non-finite loss at epoch {epoch + 1}, step {step + 1} "
-                f"(recon={float(parts.recon.detach())}, dist={float(parts.dist.detach())}); "
-                f"the last good checkpoint is kept. Try a lower train.lr or loss.eps > 0."
+                f"(recon={float(parts.recon.detach())}, dist={float(parts.dist.detach())})"
             )
         opt.zero_grad(set_to_none=True)
         parts.total.backward()
@@ -359,9 +356,10 @@ def _run_epoch(
         if ema is not None:
             ema.update()
         step += 1
-        _count(batch["kind"], counts)
+        where.step = step
+        count_kinds(batch["kind"], counts)
         if logs is not None:
-            row = _log_row(parts, creator, opt, epoch, step, masked)
+            row = log_row(parts, creator, opt, epoch, step, masked)
             logs[0].write(row)
             if creator.enabled:
                 logs[1].write({"epoch": epoch, "step": step, "sigma": row["sigma"]})
@@ -371,28 +369,3 @@ def _run_epoch(
             break
     bar.close()
     return step
-
-
-def _count(kinds: torch.Tensor, counts: dict[str, int]) -> None:
-    counts["track"] += int((kinds == MASK_TRACK).sum())
-    counts["random"] += int((kinds == MASK_RANDOM).sum())
-    counts["none"] += int((kinds == MASK_NONE).sum())
-
-
-def _log_row(parts: LossParts, creator, opt, epoch: int, step: int, masked: int) -> dict:
-    sigma = float(creator.sigma().detach()) if creator.enabled else math.nan
-    v = {
-        k: f"{float(getattr(parts, k).detach()):.6g}" for k in ("total", "recon", "dist", "P", "N")
-    }
-    return {
-        "epoch": epoch,
-        "step": step,
-        "loss": v["total"],
-        "recon": v["recon"],
-        "dist": v["dist"],
-        "P": v["P"],
-        "N": v["N"],
-        "sigma": f"{sigma:.6g}",
-        "lr": f"{opt.param_groups[0]['lr']:.3g}",
-        "masked": masked,
-    }

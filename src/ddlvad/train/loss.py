@@ -41,7 +41,9 @@ def pixel_dist(a: torch.Tensor, b: torch.Tensor, fast: bool = True) -> torch.Ten
         return torch.linalg.vector_norm(a - b, dim=1) / C**0.5
     d = a - b
     sq = (d * d).sum(1)  # (B, H, W)
-    pos = sq > 0  # sqrt'(0) is infinite: zero distances take the constant branch
+    # sqrt'(0) is infinite: zero distances take the constant branch. ``!= 0``, not ``> 0``:
+    # NaN > 0 is False, which turned a diverged network's NaN output into a distance of 0
+    pos = sq != 0
     return torch.where(pos, torch.where(pos, sq, 1.0).sqrt(), 0.0) / C**0.5
 
 

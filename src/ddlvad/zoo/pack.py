@@ -14,7 +14,7 @@ import torch
 
 from ddlvad.checkpoint import load_checkpoint
 from ddlvad.io import atomic_write, atomic_write_json, atomic_write_text
-from ddlvad.rundir import CONFIG, METRICS, THRESHOLD, TRAIN_SUMMARY, load_run_config, load_trained
+from ddlvad.rundir import CONFIG, METRICS, TRAIN_SUMMARY, load_run_config, load_trained
 from ddlvad.scoring.protocol import ScoreProtocol
 from ddlvad.zoo import CARD, CHECKPOINT, RUN_FILES, ZOO_DIR, sha256
 
@@ -80,11 +80,11 @@ def _write_entry_files(run: Path, entry: Path, record: dict[str, Any]) -> None:
 
 def _recalibrate(run: Path, cfg, entry: Path) -> None:
     """threshold.json under the entry's protocol, on the run's own calibration frames."""
-    from ddlvad.train.calibrate import calibrate, calibration_videos, run_engine
+    from ddlvad.train.calibrate import calibrate, calibration_videos, run_engine, save_threshold
 
     _, model = load_trained(run, cfg)
     engine = run_engine(run, cfg, model, "cpu")
-    atomic_write_json(entry / THRESHOLD, calibrate(engine, cfg, calibration_videos(cfg)))
+    save_threshold(entry, calibrate(engine, cfg, calibration_videos(cfg)))  # finite only
 
 
 def card_markdown(card: dict[str, Any]) -> str:
