@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,21 @@ def tiny_config(root: Path, cache: Path, **overrides) -> Config:
         section, attr = k.split("__")
         setattr(getattr(cfg, section), attr, v)
     return cfg
+
+
+def train_args(root: Path, run: Path, cache: Path, *sets: str) -> list[str]:
+    """``ddlvad train`` arguments for a tiny synthetic run into ``run`` (``sets``: more
+    ``--set`` items)."""
+    return [
+        "train", "--data", "synthetic", "--root", str(root), "--preset", "tiny",
+        "--out", str(run), "--quiet", "--set", f"data.cache_dir={cache}", *sets,
+    ]  # fmt: skip
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """A CSV file's rows as dicts (a run's train_log.csv, sigma.csv, ...)."""
+    with path.open() as f:
+        return list(csv.DictReader(f))
 
 
 @pytest.fixture

@@ -13,19 +13,12 @@ from ddlvad.models import MODELS
 from ddlvad.objects.store import read_tracks
 from ddlvad.rundir import load_run_config
 from ddlvad.train.loop import train
-from tests.conftest import tiny_config
-
-
-def _args(root, run, cache, *sets):
-    return [
-        "train", "--data", "synthetic", "--root", str(root), "--preset", "tiny",
-        "--out", str(run), "--quiet", "--set", f"data.cache_dir={cache}", *sets,
-    ]  # fmt: skip
+from tests.conftest import tiny_config, train_args
 
 
 def test_unknown_model_is_refused_before_anything_is_written(synth_root, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(_args(synth_root, run, tmp_path / "cache", "model.name=foo")) == 2
+    assert main(train_args(synth_root, run, tmp_path / "cache", "model.name=foo")) == 2
     err = capsys.readouterr().err
     assert "model.name = 'foo': expected c3dsu or unet" in err and not run.exists()
     from ddlvad.config_check import MODEL_NAMES
@@ -75,7 +68,7 @@ def test_a_failed_checkpoint_write_names_the_file(
 
     monkeypatch.setattr(ddlvad.checkpoint.torch, "save", full)
     run = tmp_path / "run"
-    assert main(_args(synth_root, run, tmp_path / "cache", "train.max_steps=2")) == 2
+    assert main(train_args(synth_root, run, tmp_path / "cache", "train.max_steps=2")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{run / 'checkpoints' / 'last.pt'}: " in err, err
     assert "inline_container" not in err and "Errno" not in err

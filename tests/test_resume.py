@@ -1,31 +1,17 @@
 """What a new run or a resume refuses before writing anything: a resume that would change the
 run or restart it from scratch, a folder with stray outputs, a model that cannot be built."""
 
-import csv
-
 import pytest
 
 from ddlvad.cli import main
 from ddlvad.train.loop import train
-from tests.conftest import tiny_config
-
-
-def _args(root, run, cache, *sets):
-    return [
-        "train", "--data", "synthetic", "--root", str(root), "--preset", "tiny",
-        "--out", str(run), "--quiet", "--set", f"data.cache_dir={cache}", *sets,
-    ]  # fmt: skip
-
-
-def _rows(path):
-    with path.open() as f:
-        return list(csv.DictReader(f))
+from tests.conftest import csv_rows, tiny_config, train_args
 
 
 @pytest.fixture
 def small_run(synth_root, tmp_path):
     run = tmp_path / "run"
-    assert main(_args(synth_root, run, tmp_path / "cache", "train.max_steps=3")) == 0
+    assert main(train_args(synth_root, run, tmp_path / "cache", "train.max_steps=3")) == 0
     return run
 
 
@@ -44,14 +30,14 @@ def test_resume_refuses_a_config_that_changes_the_run(
     synth_root, tmp_path, small_run, capsys, change, said
 ):
     before = _files(small_run)
-    args = _args(synth_root, small_run, tmp_path / "cache", "train.max_steps=5")
+    args = train_args(synth_root, small_run, tmp_path / "cache", "train.max_steps=5")
     args = [a for a in args if a not in ("--preset", "tiny")]
     assert main([*args, *change, "--resume"]) == 2
     err = capsys.readouterr().err
     assert said in err and "config.yaml" in err and err.count("\n") == 1, err
     assert _files(small_run) == before
     assert main([*args, "--preset", "tiny", "--resume"]) == 0  # the run's own preset is fine
-    assert len(_rows(small_run / "train_log.csv")) == 5
+    assert len(csv_rows(small_run / "train_log.csv")) == 5
 
 
 def test_resume_without_its_checkpoint_refuses_to_start_again(
@@ -59,7 +45,7 @@ def test_resume_without_its_checkpoint_refuses_to_start_again(
 ):
     (small_run / "checkpoints" / "last.pt").unlink()
     log = (small_run / "train_log.csv").read_bytes()
-    args = _args(synth_root, small_run, tmp_path / "cache", "train.max_steps=3")
+    args = train_args(synth_root, small_run, tmp_path / "cache", "train.max_steps=3")
     assert main([*args, "--resume"]) == 2
     err = capsys.readouterr().err
     assert "last.pt: not found" in err and "records 3 steps" in err and "--overwrite" in err
@@ -71,7 +57,7 @@ def test_new_run_refuses_a_folder_with_stray_outputs(synth_root, tmp_path, capsy
     run = tmp_path / "run"
     run.mkdir()
     (run / "scores.csv").write_text("video,frame,raw,smoothed,label\n")
-    args = _args(synth_root, run, tmp_path / "cache", "train.max_steps=2")
+    args = train_args(synth_root, run, tmp_path / "cache", "train.max_steps=2")
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "outputs of an earlier run (scores.csv)" in err and "--overwrite" in err

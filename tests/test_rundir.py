@@ -1,6 +1,5 @@
 """Run-directory safety (issue 16, items 1-4, 9, 10): claim, lock, resume checks, records."""
 
-import csv
 import hashlib
 import json
 import os
@@ -12,19 +11,7 @@ from ddlvad.checkpoint import CheckpointRefused, load_checkpoint
 from ddlvad.cli import main
 from ddlvad.rundir import RunExists, claim_run, load_run_config, lock_holder
 from ddlvad.train.loop import train
-from tests.conftest import tiny_config
-
-
-def _train_args(root, run, cache, *sets):
-    return [
-        "train", "--data", "synthetic", "--root", str(root), "--preset", "tiny",
-        "--out", str(run), "--quiet", "--set", f"data.cache_dir={cache}", *sets,
-    ]  # fmt: skip
-
-
-def _rows(path):
-    with path.open() as f:
-        return list(csv.DictReader(f))
+from tests.conftest import csv_rows, tiny_config, train_args
 
 
 @pytest.fixture
@@ -41,18 +28,18 @@ def small_run(synth_root, tmp_path):
 
 def test_new_run_refuses_a_folder_holding_a_run(synth_root, tmp_path, small_run, capsys):
     before = {p: (small_run / p).read_bytes() for p in ("config.yaml", "checkpoints/last.pt")}
-    args = _train_args(synth_root, small_run, tmp_path / "cache", "train.max_steps=2")
+    args = train_args(synth_root, small_run, tmp_path / "cache", "train.max_steps=2")
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "already holds a run" in err and "--overwrite" in err and "\n" == err[-1:]
     assert {p: (small_run / p).read_bytes() for p in before} == before
-    assert len(_rows(small_run / "train_log.csv")) == 3
+    assert len(csv_rows(small_run / "train_log.csv")) == 3
     # --overwrite with a config that fails validation of its data: the old run stays
     bad = [a if a != str(synth_root) else str(tmp_path / "nope") for a in args]
     assert main([*bad, "--overwrite"]) == 2
     assert {p: (small_run / p).read_bytes() for p in before} == before
     assert main([*args, "--overwrite"]) == 0
-    assert len(_rows(small_run / "train_log.csv")) == 2  # replaced by the new run
+    assert len(csv_rows(small_run / "train_log.csv")) == 2  # replaced by the new run
     assert load_run_config(small_run).train.max_steps == 2
 
 
@@ -67,7 +54,7 @@ def test_library_train_refuses_too(synth_root, tmp_path, small_run):
 
 def test_refused_resume_leaves_the_run_untouched(synth_root, tmp_path, small_run, capsys):
     config = (small_run / "config.yaml").read_bytes()
-    args = _train_args(synth_root, small_run, tmp_path / "cache", "model.latent=8")
+    args = train_args(synth_root, small_run, tmp_path / "cache", "model.latent=8")
     assert main([*args, "--resume"]) == 2
     assert "model.latent: checkpoint 16 vs config 8" in capsys.readouterr().err
     assert (small_run / "config.yaml").read_bytes() == config
@@ -82,7 +69,7 @@ def test_second_writer_fails_at_once_naming_the_holder(synth_root, tmp_path, cap
     run = tmp_path / "busy"
     with claim_run(run):
         assert lock_holder(run) == str(os.getpid())
-        assert main(_train_args(synth_root, run, tmp_path / "cache")) == 2
+        assert main(train_args(synth_root, run, tmp_path / "cache")) == 2
         err = capsys.readouterr().err
         assert f"pid {os.getpid()}" in err and str(run) in err and "in use" in err
         assert not (run / "config.yaml").exists()
@@ -160,7 +147,7 @@ def test_resume_with_larger_max_steps_continues_exactly(synth_root, tmp_path, sm
     s = train(cfg, small_run, resume=True, progress=False)  # stopped mid-epoch at step 3
     full = tmp_path / "full"
     train(tiny_config(synth_root, tmp_path / "cache", train__max_steps=6), full, progress=False)
-    assert _rows(small_run / "train_log.csv") == _rows(full / "train_log.csv")
+    assert csv_rows(small_run / "train_log.csv") == csv_rows(full / "train_log.csv")
     a, b = (load_checkpoint(r / "checkpoints/last.pt")["model"] for r in (small_run, full))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert s["steps"] == 6 and s["sessions"] == 2
@@ -171,9 +158,9 @@ def test_resume_with_larger_max_steps_continues_exactly(synth_root, tmp_path, sm
 
 def test_resume_with_nothing_to_do_says_so(synth_root, tmp_path, small_run, capsys):
     ck = (small_run / "checkpoints/last.pt").read_bytes()
-    args = _train_args(synth_root, small_run, tmp_path / "cache", "train.max_steps=3")
+    args = train_args(synth_root, small_run, tmp_path / "cache", "train.max_steps=3")
     assert main([*args, "--resume"]) == 0
     assert "nothing to do" in capsys.readouterr().err
     assert (small_run / "checkpoints/last.pt").read_bytes() == ck
     assert main([*args[:-1], "train.max_steps=5", "--resume"]) == 0
-    assert len(_rows(small_run / "train_log.csv")) == 5
+    assert len(csv_rows(small_run / "train_log.csv")) == 5

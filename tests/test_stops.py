@@ -1,7 +1,6 @@
 """Training that stops early says so in one line naming the run and the step: a diverged
 loss or weights (the last finite checkpoint kept), SIGTERM and SIGINT."""
 
-import csv
 import math
 import os
 import re
@@ -16,19 +15,7 @@ import torch
 from ddlvad.checkpoint import load_checkpoint
 from ddlvad.cli import main
 from ddlvad.train.loop import train
-from tests.conftest import tiny_config
-
-
-def _args(root, run, cache, *sets):
-    return [
-        "train", "--data", "synthetic", "--root", str(root), "--preset", "tiny",
-        "--out", str(run), "--quiet", "--set", f"data.cache_dir={cache}", *sets,
-    ]  # fmt: skip
-
-
-def _rows(path):
-    with path.open() as f:
-        return list(csv.DictReader(f))
+from tests.conftest import csv_rows, tiny_config, train_args
 
 
 @pytest.mark.parametrize("steps", [1, 2, 30])
@@ -36,7 +23,8 @@ def test_diverged_training_fails_and_keeps_finite_weights(synth_root, tmp_path, 
     """lr = 1e9 overflows the weights, their BN statistics or the loss, depending on when
     training stops: each is one line naming the run, exit 2, no NaN written anywhere."""
     run = tmp_path / "rnan"
-    args = _args(synth_root, run, tmp_path / "cache", "train.lr=1e9", f"train.max_steps={steps}")
+    sets = ("train.lr=1e9", f"train.max_steps={steps}")
+    args = train_args(synth_root, run, tmp_path / "cache", *sets)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(run) in err and "step" in err, err
@@ -47,7 +35,7 @@ def test_diverged_training_fails_and_keeps_finite_weights(synth_root, tmp_path, 
         assert all(torch.isfinite(t).all() for t in ck.get(key, {}).values()), key
     assert all(
         math.isfinite(float(r["loss"])) and float(r["loss"]) > 0
-        for r in _rows(run / "train_log.csv")
+        for r in csv_rows(run / "train_log.csv")
     )
 
 
@@ -90,7 +78,7 @@ def _wait_rows(proc, log, n):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_training_in_one_line_saying_where_it_resumes(synth_root, tmp_path, sig):
     run = tmp_path / "run"
-    proc = _start(_args(synth_root, run, tmp_path / "cache", "train.epochs=500"))
+    proc = _start(train_args(synth_root, run, tmp_path / "cache", "train.epochs=500"))
     _wait_rows(proc, run / "train_log.csv", 20)  # past the first epoch's checkpoint
     proc.send_signal(sig)
     err = proc.communicate()[1].decode()
@@ -121,13 +109,13 @@ def test_a_stop_in_the_first_epoch_resumes_exactly(synth_root, tmp_path, monkeyp
         train(cfg, run, progress=False)
     monkeypatch.setattr(L, "step_loss", real)
     train(cfg, run, resume=True, progress=False)
-    assert _rows(run / "train_log.csv") == _rows(tmp_path / "full" / "train_log.csv")
+    assert csv_rows(run / "train_log.csv") == csv_rows(tmp_path / "full" / "train_log.csv")
     a, b = (load_checkpoint(r / "checkpoints/last.pt")["model"] for r in (run, tmp_path / "full"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_nproc_below_one_is_refused(synth_root, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main([*_args(synth_root, run, tmp_path / "cache"), "--nproc", "0"]) == 2
+    assert main([*train_args(synth_root, run, tmp_path / "cache"), "--nproc", "0"]) == 2
     err = capsys.readouterr().err
     assert "--nproc 0: expected" in err and err.count("\n") == 1 and not run.exists()
