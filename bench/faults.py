@@ -16,7 +16,15 @@ per kill point around the end-of-training steps: once the log holds the last ste
 (``bn``: in the calibration), once ``threshold.json`` exists (``threshold``: before or just
 after the summary write, which takes well under the 5 ms poll) and once
 ``train_summary.json`` exists (``summary``: in the sigma plot or at exit). Prints one row
-per trial. This is a bench, not a test: it takes a few minutes on one core.
+per trial.
+
+Then ``--test-kills`` trials of ``ddlvad test``: a copy of the reference run holding the
+outputs of an earlier test (``--median 0``) is tested again and killed at a random moment
+(uniform over the reference test's wall time). What the kill left must be one whole set
+(``check_outputs``: the old outputs or the new, never a mix), and a second ``test`` must
+give the reference test's scores.csv and metrics.json byte for byte (the run's own path in
+the checkpoint record read as RUN). This is a bench, not a test: it takes a few minutes on
+one core.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +47,7 @@ import torch
 from ddlvad.checkpoint import load_checkpoint
 from ddlvad.data.synthetic import SceneSpec, generate
 from ddlvad.rundir import SIGMA_PLOT
+from ddlvad.scoring.outputs import check_outputs
 
 SPEC = SceneSpec(height=48, width=64, train_videos=3, test_videos=1, frames=60, seed=5)
 SETS = ["train.epochs=4", "pseudo.no_track=random", "train.threads=1"]
@@ -50,6 +60,10 @@ def train_cmd(root: Path, cache: Path, out: Path, resume: bool = False) -> list[
     cmd += ["--preset", "tiny", "--out", str(out), "--quiet", "--set", *SETS]
     cmd += [f"data.cache_dir={cache}"]
     return cmd + (["--resume"] if resume else [])
+
+
+def test_cmd(run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "ddlvad", "test", "--run", str(run_dir), "--quiet", *extra]
 
 
 def run(cmd: list[str]) -> float:
@@ -151,9 +165,67 @@ def compare(out: Path, ref: Path) -> tuple[bool, bool, bool]:
     return logs, all(same_tensors(a[k], b[k]) for k in keys), end
 
 
+TEST_FILES = ("scores.csv", "metrics.json")
+TEST_ROW = "{:>5} {:>8} {:>14} {:>9}"
+
+
+def test_outputs(run_dir: Path, copied_from: Path | None = None) -> dict[str, bytes]:
+    """scores.csv and metrics.json, with the path of the run that wrote them (this one, or
+    the one it was ``copied_from``: the checkpoint record names it) read as RUN."""
+    out = {}
+    for f in TEST_FILES:
+        data = (run_dir / f).read_bytes()
+        for d in (run_dir, copied_from):
+            data = data.replace(str(d).encode(), b"RUN") if d else data
+        out[f] = data
+    return out
+
+
+def test_outputs_state(
+    run_dir: Path, base: Path, old: dict[str, bytes], new: dict[str, bytes]
+) -> str:
+    """What a killed ``test`` of a copy of ``base`` left: ``old`` or ``new`` (a whole set),
+    else ``MIXED``."""
+    try:
+        check_outputs(run_dir)
+    except (OSError, ValueError):
+        return "MIXED"
+    got = test_outputs(run_dir, base)
+    return "old" if got == old else "new" if got == new else "MIXED"
+
+
+def test_trials(work: Path, ref: Path, kills: int, rng: random.Random) -> bool:
+    """Kill ``ddlvad test`` at random moments; True when every trial left one whole set and
+    re-testing reproduced the reference test's outputs."""
+
+    base = work / "test-ref"
+    shutil.copytree(ref, base)
+    run(test_cmd(base, "--median", "0"))  # the outputs a later test replaces
+    old = test_outputs(base)
+    full = work / "test-full"
+    shutil.copytree(base, full)
+    wall = run(test_cmd(full))
+    new = test_outputs(full)
+    print(f"\nreference test: {wall:.1f} s wall")
+    print(TEST_ROW.format("trial", "kill_s", "left_at_kill", "retested"))
+    ok = True
+    for i in range(kills):
+        out, at = work / f"testkill{i}", rng.uniform(0, wall)
+        shutil.copytree(base, out)
+        t0 = time.perf_counter()
+        kill_when(test_cmd(out), lambda t0=t0, at=at: time.perf_counter() - t0 >= at)
+        left = test_outputs_state(out, base, old, new)
+        run(test_cmd(out))
+        same = test_outputs(out) == new
+        ok &= left != "MIXED" and same
+        print(TEST_ROW.format(i, f"{at:.2f}", left, "identical" if same else "DIFFERENT"))
+    return ok
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument("--test-kills", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", help="work folder (default: a temp folder)")
     args = ap.parse_args()
@@ -176,6 +248,7 @@ def main() -> int:
         ok &= all(same)
         at = f"step {point}" if point.isdigit() else point
         print(ROW.format(i, at, f"{ran:.1f}", rows, ck, done, *map(str, same)))
+    ok &= test_trials(work, ref, args.test_kills, rng)
     print("all bit-identical" if ok else "MISMATCH")
     return 0 if ok else 1
 
