@@ -155,18 +155,24 @@ def scores_csv(
 
 
 def protocol_record(
-    cfg: Config, protocol: ScoreProtocol, pixel_stride: int = PIXEL_STRIDE
+    cfg: Config,
+    protocol: ScoreProtocol,
+    pixel_stride: int = PIXEL_STRIDE,
+    used: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every choice that changes the numbers, as recorded under ``protocol`` in metrics.json:
-    the protocol's record, then what else the scores depend on and the rules in words."""
+    the protocol's record, then what else the scores depend on and the rules in words.
+    ``used``: the checkpoint record of ``load_trained``, whose ``weights`` and ``bn`` say
+    what was scored (the config asks for the EMA, but a run without one scores the last
+    weights); without it, what the config asks for."""
     if pixel_stride < 1:
         raise ValueError(f"the pixel stride must be >= 1, got {pixel_stride}")
-    s = cfg.score
+    s, used = cfg.score, used or {}
     return {
         **protocol.record(),
         "batch_size": s.batch_size,
-        "weights": s.weights,
-        "bn": s.bn,
+        "weights": used.get("weights", s.weights),
+        "bn": used.get("bn", s.bn),
         "T": cfg.data.T,
         "size": [cfg.data.height, cfg.data.width],
         "channels": cfg.data.channels,
@@ -216,7 +222,7 @@ def _evaluate(
     cfg, model = load_trained(run_dir, cfg, device, info=ckpt)
     cfg.validate()
     protocol = protocol or ScoreProtocol.from_config(cfg)
-    record = protocol_record(cfg, protocol, pixel_stride)  # a bad one fails before scoring
+    record = protocol_record(cfg, protocol, pixel_stride, ckpt)  # a bad one fails first
     forward = TorchForward(model, "fp32", device)  # fp32: the reference scores
     engine = engine_for_run(
         run_dir, protocol, forward, cfg.model_T, batch_size=cfg.score.batch_size
