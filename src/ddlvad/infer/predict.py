@@ -255,9 +255,9 @@ def write_outputs(
 def output_dir(args: argparse.Namespace) -> Path:
     """predict's output folder: ``--out``, else ``RUN/predict/<input name>``
     (``rundir.predict_dir``); refused when it resolves to the run folder or above it, or,
-    for a ``--model`` entry, inside the model folder (``rundir.check_predict_out``)."""
+    for a model entry read in place, inside the model folder (``rundir.check_predict_out``)."""
     out = Path(args.out) if args.out else predict_dir(args.run, args.input)
-    return check_predict_out(out, args.run, inside_ok=not getattr(args, "model", None))
+    return check_predict_out(out, args.run, inside_ok=not getattr(args, "read_only", False))
 
 
 def _predict_live(args, det: Detector, target: int | str, out: Path, log) -> tuple[dict, dict]:

@@ -33,7 +33,7 @@ import numpy as np
 from ddlvad.config import Config
 from ddlvad.data.layouts import VideoRecord, load_pixel_masks
 from ddlvad.data.loading import load_videos, open_dataset
-from ddlvad.rundir import claim_run, load_trained, pick_device, warn_if_unfinished
+from ddlvad.rundir import CONFIG, claim_run, load_trained, pick_device, warn_if_unfinished
 from ddlvad.scoring.backends import TorchForward
 from ddlvad.scoring.engine import ScoreEngine, engine_for_run
 from ddlvad.scoring.metrics import (
@@ -227,9 +227,18 @@ def _evaluate(
     engine = engine_for_run(
         run_dir, protocol, forward, cfg.model_T, batch_size=cfg.score.batch_size
     )
+    if not cfg.data.root:
+        raise ValueError(
+            f"{run_dir / CONFIG}: names no dataset to test on (data.root is empty, as in a "
+            f"shipped model's copy); give the labelled test data with --root DIR (and --data "
+            f"NAME), or data.root in Python"
+        )
     ds = open_dataset(cfg)
     if not ds.test:
-        raise ValueError(f"{cfg.data.root}: no test videos to score")
+        raise ValueError(
+            f"{cfg.data.root}: no test videos to score (layout {cfg.data.layout}); "
+            f"`ddlvad info --root {cfg.data.root}` shows what it holds"
+        )
     videos = load_videos(ds.test, cfg, progress)
     labels = {r.name: r.labels for r in ds.test if r.labels is not None}
     if not labels:
