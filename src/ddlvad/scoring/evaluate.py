@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from ddlvad.config import Config
 from ddlvad.data.layouts import VideoRecord, load_pixel_masks
@@ -61,18 +62,24 @@ def score_split(
     videos: dict[str, np.ndarray],
     size: tuple[int, int],
     pixel_stride: int = PIXEL_STRIDE,
+    progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], PixelAUC]:
     """Raw frame scores per video, plus pixel-AUC pixels from videos that ship pixel masks
-    (at the working ``size``, (H, W)).
+    (at the working ``size``, (H, W)); a progress bar over the frames when ``progress``.
 
     Error maps are kept for one masked video at a time and subsampled at once."""
     raw: dict[str, np.ndarray] = {}
     acc = PixelAUC(pixel_stride)
-    for rec in records:
-        masks = load_pixel_masks(rec, *size)
-        raw[rec.name], maps = engine.score_video(videos[rec.name], keep_maps=masks is not None)
-        if masks is not None:
-            acc.add(masks, maps)
+    total = sum(len(videos[r.name]) for r in records)
+    bar = tqdm(total=total, desc="scoring", unit="frame", disable=not progress, leave=False)
+    with bar:
+        for rec in records:
+            masks = load_pixel_masks(rec, *size)
+            video = videos[rec.name]
+            raw[rec.name], maps = engine.score_video(video, keep_maps=masks is not None)
+            if masks is not None:
+                acc.add(masks, maps)
+            bar.update(len(video))
     return raw, acc
 
 
@@ -244,7 +251,7 @@ def _evaluate(
     if not labels:
         raise ValueError(f"{cfg.data.root}: test split has no labels; use `ddlvad predict`")
     size = (cfg.data.height, cfg.data.width)
-    raw, acc = score_split(engine, ds.test, videos, size, pixel_stride)
+    raw, acc = score_split(engine, ds.test, videos, size, pixel_stride, progress)
     metrics = frame_metrics(raw, labels, engine.pipeline)
     metrics.update(pixel_metrics(acc, sum(r.has_masks for r in ds.test)))
     metrics["protocol"] = record
