@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RESULTS = ROOT / "docs" / "results.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^ *```[^\n]*\n(.*?)^ *```", re.S | re.M)  # also indented in a list
 INLINE = re.compile(r"(?<!`)`(ddlvad [^`]+)`(?!`)")
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 PROGRAM = re.compile(r"^(?:\$ )?(?:\S*/)?ddlvad(?= |$)")
@@ -98,7 +98,10 @@ def test_the_checks_can_fail():
     assert "invalid choice" in parse_error("ddlvad tset --run R")
     assert "not a ddlvad verb" in parse_error("ddlvad tset") and not parse_error("ddlvad test")
     assert parse_error("ddlvad predict --help") is None
-    text = "```bash\nddlvad info \\\n  --root D   # a comment\n$ ddlvad demo\n```\n`ddlvad models`"
+    text = (
+        "```bash\nddlvad info \\\n  --root D   # a comment\n```\n"
+        "1. step\n\n   ```\n   $ ddlvad demo\n   ```\n`ddlvad models`"
+    )
     assert commands(text) == ["ddlvad info --root D   # a comment", "ddlvad demo", "ddlvad models"]
     assert slug("Shipped `ped2` model: 95.00?") == "shipped-ped2-model-9500"
 
