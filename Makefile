@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU build of torch; on other machines set TORCH_SPEC (and PIP_EXTRA_INDEX_URL) as needed.
+# torch first. On the standard PyPI index this pin is, on Linux x86_64, the CUDA build (several GB
+# of NVIDIA libraries; it runs on CPUs too). CPU only: make demo TORCH_SPEC=torch==2.13.0+cpu
+# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu (command-line variables reach pip).
 TORCH_SPEC ?= torch==2.13.0
 # The core install runs every preset (OC-SORT included); onnx: export and onnxruntime; dev: tests.
 EXTRAS ?= onnx,dev

@@ -1,6 +1,6 @@
 """Where would sigma go? The distinction loss L_dist(s) of trained runs over a grid of s.
 
-Issue 18's analysis of eq. (7): with the network fixed, d L / d l = s (1 - s) d L_dist / d s, so
+The analysis of eq. (7): with the network fixed, d L / d l = s (1 - s) d L_dist / d s, so
 the learned sigma moves toward the minimum of L_dist(s) = mean_b (P_b + eps) / (N_b + eps).
 With N proportional to s (the network ignores the noise: inpainting), the ratio falls with s
 (sigma climbs) unless P grows faster than s, i.e. unless its elasticity d ln P / d ln s > 1.

@@ -59,3 +59,30 @@ def test_demo_end_to_end_small(tmp_path, capsys):
     res = run_demo(tmp_path, epochs=1, progress=False, spec=spec, preset="tiny")
     assert 0 <= res["frame_auc_micro"] <= 1 and res["frames"] == 90
     assert (tmp_path / "run" / "metrics.json").exists()
+    # the alerts predict raises on the test videos, against their labelled events
+    assert res["events"] == 3 and 0 <= res["events_alerted"] <= 3
+    assert set(res["alerts"]) == {"01", "02", "03"}
+
+
+def test_demo_alert_summary_counts_events_and_false_alerts(trained_run, tmp_path):
+    """Events alerted and false alerts, from test's raw scores through the run's detector,
+    equal what predict writes for the same videos."""
+    import csv
+    import shutil
+
+    from ddlvad.api import Run
+    from ddlvad.experiments.demo import alert_summary
+
+    run = Run(shutil.copytree(trained_run, tmp_path / "run"))
+    run.test(progress=False)
+    thr = json.loads((run.path / "threshold.json").read_text())
+    thr["threshold"] = 0.0  # every frame alerts: one range per video, every event alerted
+    (run.path / "threshold.json").write_text(json.dumps(thr))
+    s = alert_summary(run)
+    assert s["events"] == s["events_alerted"] == 3 and s["false_alerts"] == 0
+    assert all(items == [(0, 29)] for items in s["alerts"].values())
+    thr["threshold"] = 1e9  # nothing alerts
+    (run.path / "threshold.json").write_text(json.dumps(thr))
+    assert alert_summary(run)["events_alerted"] == 0
+    with open(run.path / "scores.csv") as f:
+        assert {r["video"] for r in csv.DictReader(f)} == set(s["alerts"])

@@ -17,6 +17,7 @@ import pytest
 from ddlvad.cli import main, make_parser
 from ddlvad.cli import predict as cli_args
 from ddlvad.infer import overlay
+from tests.conftest import train_args
 
 # Builds the parser and prints every verb's help; then names the heavy modules it imported.
 HELP_PROBE = """
@@ -147,3 +148,26 @@ def test_one_progress_bar_counts_the_videos(tiny_cfg, capsys):
     err = capsys.readouterr().err
     assert f"{len(records)}/{len(records)}" in err and "frames" in err
     assert "cache " not in err  # no per-video bar
+
+
+def test_long_steps_show_progress_bars_unless_quiet(synth_root, tmp_path, capsys):
+    """The end-of-training steps, test and predict on files each show a bar over their
+    work (BN batches, frames); --quiet silences every one of them."""
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    train = [a for a in train_args(synth_root, run, cache, "train.max_steps=2") if a != "--quiet"]
+    assert main(train) == 0
+    err = capsys.readouterr().err
+    assert "BN statistics" in err and "batch/s" in err
+    n_train = 2 * 30  # TINY_SPEC: 2 training videos of 30 frames: the threshold scores them
+    assert f"threshold:   0%|          | 0/{n_train}" in err
+    assert main(["test", "--run", str(run)]) == 0
+    assert "scoring:   0%|          | 0/90" in capsys.readouterr().err  # 3 test videos
+    frames = str(synth_root / "testing" / "frames" / "01")
+    assert main(["predict", frames, "--run", str(run), "--out", str(tmp_path / "p")]) == 0
+    assert "01:   0%|          | 0/30" in capsys.readouterr().err
+    for argv in (
+        ["test", "--run", str(run), "--quiet"],
+        ["predict", frames, "--run", str(run), "--out", str(tmp_path / "q"), "--quiet"],
+    ):
+        assert main(argv) == 0
+        assert "%|" not in capsys.readouterr().err

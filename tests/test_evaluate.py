@@ -35,6 +35,11 @@ def test_metrics_json_keys_and_pixel_auc_by_hand(run_copy):
     p = saved["protocol"]
     assert {"patch", "shifted", "median", "normalize", "edge", "pixel_stride"} <= set(p)
     assert p["edge"] == "clamp" and "nearest frame" in p["edge_rule"]
+    # what was scored, as the checkpoint record says: the config asks for the EMA
+    # (score.weights's default), but the run kept none, so its last weights were scored
+    assert load_run_config(run_copy).score.weights == "ema"
+    assert p["weights"] == saved["checkpoint"]["weights"] == "last"
+    assert p["bn"] == saved["checkpoint"]["bn"] == "clean"
     assert saved["videos"] == 3 and saved["pixel_auc_videos"] == 3
     # pixel AUC recomputed by hand: maps at the working size, every 2nd row and column
     cfg = load_run_config(run_copy)

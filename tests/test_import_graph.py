@@ -8,8 +8,8 @@ import name`` counts as an edge to ``pkg.name`` when that is a module, else to `
 package's ``__init__`` is the package itself; the front door's lazy names (``_EXPORTS``) are
 edges too.
 
-The layers are the README's list (the block after "The package is in layers"), top first:
-each module may import its own layer and those above it, never one below.
+The layers are the list in docs/architecture.md (the block after "The package is in layers"),
+top first: each module may import its own layer and those above it, never one below.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import ddlvad
 
 ROOT = Path(ddlvad.__file__).resolve().parent
 PACKAGE = "ddlvad"
-README = Path(__file__).resolve().parents[1] / "README.md"
+LAYERS_DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 
 def module_names() -> dict[str, Path]:
@@ -113,9 +113,10 @@ def test_the_graph_sees_function_level_and_relative_imports():
 
 
 def readme_layers() -> list[list[str]]:
-    """The README's layer list, top first: each line that names modules (``x.py``) or
-    folders (``x/``) before its description (two or more spaces apart) is one layer."""
-    text = README.read_text()
+    """The layer list of docs/architecture.md, top first: each line that names modules
+    (``x.py``) or folders (``x/``) before its description (two or more spaces apart) is one
+    layer."""
+    text = LAYERS_DOC.read_text()
     block = text.split("The package is in layers", 1)[1].split("```", 2)[1]
     layers = []
     for line in block.splitlines():
@@ -126,7 +127,7 @@ def readme_layers() -> list[list[str]]:
 
 
 def layer_key(module: str) -> str:
-    """The README's name for the file or folder that holds ``module``."""
+    """The layer list's name for the file or folder that holds ``module``."""
     parts = module.split(".")[1:]
     if not parts:
         return "__init__.py"
@@ -166,7 +167,7 @@ def test_every_module_sits_in_a_readme_layer_and_imports_only_upward():
     graph = import_graph()
     listed = {n for names in readme_layers() for n in names}
     missing = sorted({layer_key(m) for m in graph} - listed)
-    assert not missing, f"not in the README's layer list: {missing}"
+    assert not missing, f"not in the layer list of docs/architecture.md: {missing}"
     bad = upward_imports(graph, readme_layers())
     assert not bad, "imports that run back up the layer list:\n" + "\n".join(bad)
 

@@ -194,7 +194,8 @@ def test_predict_output_never_resolves_to_or_above_the_run(
     from ddlvad.rundir import predict_dir, safe_name
 
     assert safe_name("..") == safe_name(".") == safe_name("") == "input"
-    assert predict_dir("R", "a/clip.mp4") == Path("R/predict/clip.mp4")
+    assert predict_dir("R", "a/clip.mp4") == Path("R/predict/clip")  # not named like a video
+    assert predict_dir("R", "a/frames.d") == Path("R/predict/frames.d")  # a folder's own name
 
 
 # --- 8, 9: ONNX files from other weights, or not ONNX at all ------------------------------

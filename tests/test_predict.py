@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from ddlvad.cli import main
 from ddlvad.data.cache import FrameCache
@@ -99,6 +100,49 @@ def test_detector_api_matches_reconstruct_video(trained_run, synth_root, tmp_pat
     np.testing.assert_allclose(fast.score(np.asarray(video)), ref_copy, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="uint8"):
         det.score(np.zeros((3, H, W, C), np.float32))
+
+
+def test_gray_frames_score_on_a_three_channel_run(tiny_cfg):
+    """Gray footage for a run trained on gray copied to three channels is copied the same
+    way, not refused: its scores equal those of the three-channel copies."""
+    from ddlvad.models import create_model
+    from ddlvad.scoring.backends import TorchForward
+
+    tiny_cfg.data.channels = 3
+    torch.manual_seed(0)
+    det = Detector(tiny_cfg, TorchForward(create_model(tiny_cfg), "fp32", "cpu"))
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (6, 40, 50), dtype=np.uint8)  # not the working size either
+    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    assert det.prepare(gray[0]).shape == det.size
+    np.testing.assert_array_equal(det.score(gray), det.score(rgb))
+    np.testing.assert_array_equal(det.score(gray[..., None]), det.score(rgb))
+
+
+def test_detect_gives_smoothed_scores_and_the_alert_ranges_predict_writes(
+    trained_run, synth_root, tmp_path
+):
+    det = Detector.from_run(trained_run, precision="fp32")
+    frames = sorted(video_dir(synth_root).glob("*.jpg"))
+    rgb = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in frames]
+    found = det.detect(rgb)
+    np.testing.assert_array_equal(found.raw, det.score(rgb))
+    np.testing.assert_array_equal(found.smoothed, det.smooth(found.raw))
+    assert found.alerts == alert_ranges(found.smoothed > det.threshold)
+    # a threshold inside the scores' range: alerts exist, and predict writes the same ranges
+    thr = float(np.quantile(found.smoothed, 0.6))
+    det.threshold = thr
+    found = det.detect(rgb)
+    assert found.alerts and all(found.smoothed[a : b + 1].min() > thr for a, b in found.alerts)
+    out = tmp_path / "p"
+    args = [str(video_dir(synth_root)), "--run", str(trained_run), "--out", str(out)]
+    assert main(["predict", *args, "--threshold", str(thr), "--quiet", "--precision", "fp32"]) == 0
+    written = [(int(r["start_frame"]), int(r["end_frame"])) for r in _csv(out / "alerts.csv")]
+    assert written == found.alerts
+    det.threshold = None
+    assert det.detect(rgb).alerts is None
+    with pytest.raises(ValueError, match="no alert threshold"):
+        det.alerts(found.smoothed)
 
 
 def video_dir(root: Path) -> Path:

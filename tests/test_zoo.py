@@ -96,6 +96,36 @@ def test_model_flag_writes_outputs_outside_the_package(zoo_root, synth_root, tmp
         zoo.materialize("synth", out)
 
 
+def test_report_export_and_onnx_predict_with_model_write_only_under_out(
+    zoo_root, synth_root, tmp_path, monkeypatch, capsys
+):
+    """report, export and onnxruntime predict take --model like --run: the writing verbs
+    work in the copy at --out (default ./ddlvad-NAME), never in the package."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(zoo, "ZOO_DIR", zoo_root)
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(zoo_root)
+    # report of a copy that names no dataset: one line naming what is missing and the fix
+    assert main(["report", "--model", "synth", "--out", "r1", "--quiet"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "data.root is empty" in err[0] and "--root DIR" in err[0], err
+    args = ["report", "--model", "synth", "--out", "r1", "--root", str(synth_root), "--quiet"]
+    assert main(args) == 0
+    assert (tmp_path / "r1" / "report.html").is_file() and (tmp_path / "r1" / "plots").is_dir()
+    # onnxruntime predict before export: says which export writes the graphs it reads
+    frames = str(synth_root / "testing" / "frames" / "01")
+    onnx_predict = ["predict", frames, "--model", "synth", "--backend", "onnxruntime", "--quiet"]
+    assert main(onnx_predict) == 2
+    assert "ddlvad export --model synth" in capsys.readouterr().err
+    assert main(["export", "--model", "synth", "--no-check"]) == 0  # into ./ddlvad-synth
+    assert (tmp_path / "ddlvad-synth" / "model.onnx").is_file()
+    assert main(onnx_predict) == 0
+    out = tmp_path / "ddlvad-synth" / "predict" / "01"
+    assert (out / "scores.csv").is_file()
+    assert json.loads((out / "summary.json").read_text())["backend"] == "onnxruntime"
+    assert _snapshot(zoo_root) == before  # nothing written into the entry
+
+
 def test_predict_reads_the_entry_in_place(zoo_root, tmp_path, monkeypatch):
     import argparse
 
@@ -104,7 +134,7 @@ def test_predict_reads_the_entry_in_place(zoo_root, tmp_path, monkeypatch):
     args = argparse.Namespace(model="synth", run=None, out=None, input="/data/clip.mp4")
     resolve_run(args, "predict")
     assert args.run == str(zoo_root / "synth")
-    assert args.out == str(zoo.default_run_dir("synth") / "predict" / "clip.mp4")
+    assert args.out == str(zoo.default_run_dir("synth") / "predict" / "clip")  # not *.mp4
 
 
 def test_detector_from_pretrained_scores_frames(zoo_root, monkeypatch):

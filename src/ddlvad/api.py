@@ -127,14 +127,15 @@ class Run:
 
         return export_onnx(self.path, check=check)
 
-    def report(self, *, progress: bool = True, **options: Any) -> Path:
+    def report(self, cfg: Config | None = None, *, progress: bool = True, **options: Any) -> Path:
         """plots/ and report.html (``options``: ``build_report``'s: compare, frames, clips,
-        max_videos), testing the run first when it has no test results."""
+        max_videos), testing the run first when it has no test results. ``cfg`` (default:
+        the run's config) says where its data is (a shipped model's copy names none)."""
         from ddlvad.report.page import build_report
 
         if not (self.path / METRICS).exists() or not (self.path / SCORES).exists():
-            self.test(progress=progress)
-        return build_report(self.path, progress=progress, **options)
+            self.test(cfg, progress=progress)
+        return build_report(self.path, cfg=cfg, progress=progress, **options)
 
     def _scoring(
         self, cfg: Config | None, protocol: ScoreProtocol | None, changes: dict[str, Any]

@@ -234,10 +234,15 @@ def safe_name(text: str) -> str:
 
 def predict_dir(base: str | Path, source: str) -> Path:
     """``base/predict/<name>``: predict's default output folder, named after the last
-    component of its input (``clip.mp4`` -> ``predict/clip.mp4``; ``..`` -> the name of
-    the folder it stands for)."""
+    component of its input, a video file without its extension (``clip.mp4`` ->
+    ``predict/clip``: a folder not named like a video; ``..`` -> the name of the folder it
+    stands for)."""
+    from ddlvad.data.sources import VIDEO_EXTS  # cv2: not at import (``ddlvad --help``)
+
     p = Path(source)
     name = p.resolve().name if p.name in ("", ".", "..") and p.exists() else p.name
+    if "://" not in source and p.suffix.lower() in VIDEO_EXTS:
+        name = p.stem
     return Path(base) / PREDICT / safe_name(name)
 
 

@@ -126,17 +126,38 @@ def add_run_or_model(p: argparse.ArgumentParser, *, out: bool):
 def resolve_run(args: argparse.Namespace, verb: str) -> None:
     """Point ``args.run`` at a run folder when ``--model`` was given (checking sha256s).
 
-    Writing verbs get a copy at ``--out``; predict reads the verified entry in place and
-    writes its outputs under ``./ddlvad-NAME/predict/`` unless ``--out`` says otherwise."""
+    Writing verbs get a copy at ``--out``; predict reads the verified entry in place
+    (``args.read_only``), or with ``--backend onnxruntime`` the copy ``ddlvad export
+    --model NAME`` wrote its graphs into, and writes its outputs under
+    ``./ddlvad-NAME/predict/`` unless ``--out`` says otherwise."""
     from ddlvad import zoo
     from ddlvad.rundir import predict_dir
 
     name = getattr(args, "model", None)
     if not name:
         return
+    copy = zoo.default_run_dir(name)
     if verb in WRITING_VERBS:
-        args.run = str(zoo.materialize(name, args.out or zoo.default_run_dir(name)))
+        args.run = str(zoo.materialize(name, args.out or copy))
         return
-    args.run = str(zoo.resolve(name))
+    if getattr(args, "backend", "torch") == "onnxruntime":
+        args.run = str(exported_copy(name, copy))
+    else:
+        args.run, args.read_only = str(zoo.resolve(name)), True
     if not getattr(args, "out", None):
-        args.out = str(predict_dir(zoo.default_run_dir(name), str(args.input)))
+        args.out = str(predict_dir(copy, str(args.input)))
+
+
+def exported_copy(name: str, copy: Path) -> Path:
+    """The run copy of model ``name`` that ``ddlvad export --model NAME`` wrote its ONNX
+    graphs into (``copy``, its default ``--out``), checked to hold that model's files."""
+    from ddlvad import zoo
+    from ddlvad.rundir import ONNX_FILE
+
+    if not (copy / ONNX_FILE).is_file():
+        raise FileNotFoundError(
+            f"{copy / ONNX_FILE}: not found; --backend onnxruntime with --model {name} reads "
+            f"the graphs `ddlvad export --model {name}` writes there (exported elsewhere with "
+            f"--out DIR? then use --run DIR)"
+        )
+    return zoo.materialize(name, copy)  # every file there is the model's (nothing is copied)

@@ -1,4 +1,5 @@
-"""``ddlvad demo``: generate a synthetic scene, train DDL on it, test it, print the AUC."""
+"""``ddlvad demo``: generate a synthetic scene, train DDL on it, test it, print the AUC and
+the alerts."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-HELP = "synthetic scene end to end: generate, train, test"
+HELP = "synthetic scene end to end: generate, train, test, alerts"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,5 +26,16 @@ def run(args: argparse.Namespace) -> int:
         f"({res['frames']} frames, {res['anomalous_frames']} anomalous), final sigma "
         f"{res['sigma']:.3f}, {time.perf_counter() - t0:.0f} s"
     )
+    ranges = "; ".join(
+        f"{name}: frames {', '.join(f'{a}-{b}' for a, b in items)}"
+        for name, items in res["alerts"].items()
+        if items
+    )
+    print(
+        f"demo: alerts on {res['events_alerted']} of the {res['events']} anomalous events and "
+        f"{res['false_alerts']} false alerts ({ranges or 'no alert'})"
+    )
     print(f"run directory: {res['run']}")
+    data = Path(args.out) / "data" / "testing" / "frames"
+    print(f"next: ddlvad predict --run {args.out}/run {data} --fps 25 --overlay")
     return 0

@@ -14,7 +14,11 @@ HELP = "score a video file, folder or live stream with a run"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help=INPUT_HELP)
     add_run_or_model(p, out=False)
-    p.add_argument("--out", help="output folder (default RUN/predict/<input name>)")
+    p.add_argument(
+        "--out",
+        help="output folder (default RUN/predict/<input name>, with --model NAME "
+        "./ddlvad-NAME/predict/<input name>; a video file's name without its extension)",
+    )
     p.add_argument("--threshold", type=float, help="alert threshold (default: threshold.json)")
     p.add_argument(
         "--overlay",

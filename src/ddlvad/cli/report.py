@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ddlvad.cli.common import add_run_or_model, resolve_run
+from ddlvad.cli.common import add_run_or_model, build_config, resolve_run
 
 HELP = "HTML report and plots for a run or an ablation grid"
 
@@ -18,6 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="an ablation grid folder (ablation.json): grid with spread, every run, overlaid "
         "sigma trajectories",
     )
+    p.add_argument(
+        "--root",
+        help="the labelled test data, when the run has no test results yet and its config "
+        "names no dataset (a --model copy)",
+    )
+    p.add_argument("--data", default="auto", help="dataset name or layout of --root (ped2, ...)")
     p.add_argument("--compare", metavar="OTHER_RUN", help="a run to compare with (e.g. no DDL)")
     p.add_argument(
         "--frames", help="test frames for the compare panel, VIDEO:FRAME,... (default: auto)"
@@ -33,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if args.ablation:
         from ddlvad.experiments.grid_report import build_grid_report
 
-        ignored = [f for f, v in (("--compare", args.compare), ("--frames", args.frames)) if v]
+        given = (("--compare", args.compare), ("--frames", args.frames), ("--root", args.root))
+        ignored = [f for f, v in given if v]
         if ignored:
             raise ValueError(
                 f"{args.ablation}: {' and '.join(ignored)} "
@@ -47,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from ddlvad.report.page import parse_frames
 
     resolve_run(args, "report")
-    out = Run(args.run).report(
+    run = Run(args.run)
+    cfg = build_config(args, run.config()) if args.root else None
+    out = run.report(
+        cfg,
         compare=args.compare,
         frames=parse_frames(args.frames) if args.frames else None,
         clips=args.clips,

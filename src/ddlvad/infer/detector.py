@@ -2,7 +2,8 @@
 
     det = Detector.from_run("runs/ped2_cpu")    # or Detector.from_pretrained("ped2")
     raw = det.score(frames)          # (N,) raw scores for (N, h, w, 3) uint8 RGB frames
-    alert = det.smooth(raw) > det.threshold
+    found = det.detect(frames)       # raw, smoothed (the alert score) and alert ranges
+    found.alerts                     # [(first, last), ...] 0-based inclusive frame ranges
 
 Frames go through the training preprocessing (``prepare``: area resize, gray when the run
 has one channel), then the scoring engine (``ddlvad.scoring.engine``) under the run's
@@ -26,7 +27,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -44,7 +45,7 @@ from ddlvad.scoring.backends import (
 )
 from ddlvad.scoring.engine import ScoreEngine, Session
 from ddlvad.scoring.gain import Gain, gain_for_run
-from ddlvad.scoring.post import ScorePipeline
+from ddlvad.scoring.post import ScorePipeline, ranges_of
 from ddlvad.scoring.protocol import ScoreProtocol
 
 
@@ -62,6 +63,16 @@ def _check_threshold_protocol(run_dir: Path, calib: dict | None, protocol: Score
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+class Detection(NamedTuple):
+    """One video's scores: ``raw`` (N,) patch-max scores, ``smoothed`` (N,) alert scores
+    (the run's post-processing, never normalised), ``alerts``: 0-based inclusive frame
+    ranges where ``smoothed`` is above the threshold (None when there is no threshold)."""
+
+    raw: np.ndarray
+    smoothed: np.ndarray
+    alerts: list[tuple[int, int]] | None
 
 
 class Detector:
@@ -162,7 +173,10 @@ class Detector:
         return cls.from_run(zoo.resolve(name), **kwargs)
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
-        """One frame ((h, w, 3) RGB, or (h, w) / (h, w, 1) gray; uint8) -> (H, W, C) uint8."""
+        """One frame ((h, w, 3) RGB, or (h, w) / (h, w, 1) gray; uint8) -> (H, W, C) uint8.
+
+        Gray frames for a three-channel run are copied to all three channels, as gray
+        footage decodes for training (the ``cpu`` preset's gray copied to 3 channels)."""
         H, W, C = self.size
         if frame.dtype != np.uint8:
             raise ValueError(f"expected uint8 frames, got {frame.dtype}")
@@ -172,10 +186,10 @@ class Detector:
             raise ValueError(f"expected (h, w, 3) RGB or (h, w) gray frames, got {frame.shape}")
         if frame.shape == (H, W, C):
             return frame
+        if frame.shape[2] == 1 and C == 3:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
         if frame.shape[2] == 3:
             return to_working(frame, H, W, C)
-        if C == 3:
-            raise ValueError(f"this run takes RGB frames (C = 3), got gray {frame.shape}")
         return cv2.resize(frame, (W, H), interpolation=cv2.INTER_AREA)[:, :, None]
 
     def scorer(self, keep_error: bool = False) -> Session:
@@ -195,6 +209,24 @@ class Detector:
         """The alert score of one whole video: the post-processing (the run's median
         filter), no normalisation."""
         return self.pipeline.alert(raw)
+
+    def alerts(self, smoothed: np.ndarray) -> list[tuple[int, int]]:
+        """0-based inclusive frame ranges where the alert scores ``smoothed`` (``smooth``)
+        lie above the threshold; ValueError when the detector has none."""
+        if self.threshold is None:
+            raise ValueError(
+                "no alert threshold: the run has no threshold.json (ddlvad calibrate --run "
+                "DIR writes one) and none was given (Detector.from_run(..., threshold=X))"
+            )
+        return ranges_of(np.asarray(smoothed) > self.threshold)
+
+    def detect(self, frames: Iterable[np.ndarray]) -> Detection:
+        """Raw scores, alert scores and alert ranges (None without a threshold) of N frames
+        of one video, in order."""
+        raw = np.asarray(self.score(frames))
+        smoothed = self.smooth(raw)
+        alerts = self.alerts(smoothed) if self.threshold is not None else None
+        return Detection(raw, smoothed, alerts)
 
 
 def _load_backend(

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from ddlvad.data.sources import (
     IMAGE_EXTS,
@@ -86,11 +87,16 @@ def resolve_input(text: str, live: bool = False) -> tuple[str, Any]:
 
 
 def predict_file(
-    det: Detector, path: Path, *, fps: float | None = None, overlay: Path | None = None
+    det: Detector,
+    path: Path,
+    *,
+    fps: float | None = None,
+    overlay: Path | None = None,
+    progress: bool = False,
 ) -> tuple[list[Row], dict[str, Any]]:
     """Score one video file or frame folder; rows and a speed summary (with ``warnings``
     about the input, and ``interrupted`` when Ctrl-C stopped it: rows then hold the frames
-    scored so far)."""
+    scored so far). ``progress``: a bar over the frames read."""
     src = open_source(path)
     expected = len(src)  # a video's container count (may be wrong), a folder's exact count
     fps = fps or src.fps
@@ -105,8 +111,10 @@ def predict_file(
 
     t0 = time.perf_counter()
     interrupted = False
+    bar = tqdm(total=expected, desc=path.name, unit="frame", disable=not progress, leave=False)
     try:
         for img in src:
+            bar.update()
             sc.push(det.prepare(img), img if ov else None)
             if sc.ready():
                 take(sc.run())
@@ -116,6 +124,7 @@ def predict_file(
     except KeyboardInterrupt:
         interrupted = True  # keep the frames scored so far (a prefix of the video)
     finally:
+        bar.close()
         if ov is not None:
             ov.writer.close()
     if not raw:
@@ -255,9 +264,9 @@ def write_outputs(
 def output_dir(args: argparse.Namespace) -> Path:
     """predict's output folder: ``--out``, else ``RUN/predict/<input name>``
     (``rundir.predict_dir``); refused when it resolves to the run folder or above it, or,
-    for a ``--model`` entry, inside the model folder (``rundir.check_predict_out``)."""
+    for a model entry read in place, inside the model folder (``rundir.check_predict_out``)."""
     out = Path(args.out) if args.out else predict_dir(args.run, args.input)
-    return check_predict_out(out, args.run, inside_ok=not getattr(args, "model", None))
+    return check_predict_out(out, args.run, inside_ok=not getattr(args, "read_only", False))
 
 
 def _predict_live(args, det: Detector, target: int | str, out: Path, log) -> tuple[dict, dict]:
@@ -283,7 +292,11 @@ def _predict_files(args, det: Detector, videos: list, out: Path, log) -> tuple[d
     for name, path in videos:
         ov = out / ("overlay.mp4" if len(videos) == 1 else f"overlay_{name}.mp4")
         rows, st = predict_file(
-            det, path, fps=args.fps or None, overlay=ov if args.overlay else None
+            det,
+            path,
+            fps=args.fps or None,
+            overlay=ov if args.overlay else None,
+            progress=not args.quiet,
         )
         results[name], stats[name] = rows, st
         log(f"{name}: {st['frames']} frames in {st['seconds']} s ({st['fps']} fps)")

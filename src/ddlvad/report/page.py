@@ -253,11 +253,13 @@ def build_report(
     clips: int = 3,
     max_videos: int = 0,
     progress: bool = True,
+    cfg: Config | None = None,
 ) -> Path:
     """Write ``run_dir/plots/*.png`` and ``run_dir/report.html`` from the run's test results
-    (metrics.json, scores.csv); returns the HTML path."""
+    (metrics.json, scores.csv); returns the HTML path. ``cfg``: the run's config with where
+    its data is, when config.yaml names none (a shipped model's copy)."""
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = cfg or load_run_config(run_dir)
     for name in (METRICS, SCORES):
         if not (run_dir / name).exists():
             raise FileNotFoundError(f"{run_dir / name}: no {name}; run `ddlvad test` first")

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from ddlvad.config import Config
 from ddlvad.data.layouts import VideoRecord, load_pixel_masks
 from ddlvad.data.loading import load_videos, open_dataset
-from ddlvad.rundir import claim_run, load_trained, pick_device, warn_if_unfinished
+from ddlvad.rundir import CONFIG, claim_run, load_trained, pick_device, warn_if_unfinished
 from ddlvad.scoring.backends import TorchForward
 from ddlvad.scoring.engine import ScoreEngine, engine_for_run
 from ddlvad.scoring.metrics import (
@@ -61,18 +62,24 @@ def score_split(
     videos: dict[str, np.ndarray],
     size: tuple[int, int],
     pixel_stride: int = PIXEL_STRIDE,
+    progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], PixelAUC]:
     """Raw frame scores per video, plus pixel-AUC pixels from videos that ship pixel masks
-    (at the working ``size``, (H, W)).
+    (at the working ``size``, (H, W)); a progress bar over the frames when ``progress``.
 
     Error maps are kept for one masked video at a time and subsampled at once."""
     raw: dict[str, np.ndarray] = {}
     acc = PixelAUC(pixel_stride)
-    for rec in records:
-        masks = load_pixel_masks(rec, *size)
-        raw[rec.name], maps = engine.score_video(videos[rec.name], keep_maps=masks is not None)
-        if masks is not None:
-            acc.add(masks, maps)
+    total = sum(len(videos[r.name]) for r in records)
+    bar = tqdm(total=total, desc="scoring", unit="frame", disable=not progress, leave=False)
+    with bar:
+        for rec in records:
+            masks = load_pixel_masks(rec, *size)
+            video = videos[rec.name]
+            raw[rec.name], maps = engine.score_video(video, keep_maps=masks is not None)
+            if masks is not None:
+                acc.add(masks, maps)
+            bar.update(len(video))
     return raw, acc
 
 
@@ -155,18 +162,24 @@ def scores_csv(
 
 
 def protocol_record(
-    cfg: Config, protocol: ScoreProtocol, pixel_stride: int = PIXEL_STRIDE
+    cfg: Config,
+    protocol: ScoreProtocol,
+    pixel_stride: int = PIXEL_STRIDE,
+    used: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every choice that changes the numbers, as recorded under ``protocol`` in metrics.json:
-    the protocol's record, then what else the scores depend on and the rules in words."""
+    the protocol's record, then what else the scores depend on and the rules in words.
+    ``used``: the checkpoint record of ``load_trained``, whose ``weights`` and ``bn`` say
+    what was scored (the config asks for the EMA, but a run without one scores the last
+    weights); without it, what the config asks for."""
     if pixel_stride < 1:
         raise ValueError(f"the pixel stride must be >= 1, got {pixel_stride}")
-    s = cfg.score
+    s, used = cfg.score, used or {}
     return {
         **protocol.record(),
         "batch_size": s.batch_size,
-        "weights": s.weights,
-        "bn": s.bn,
+        "weights": used.get("weights", s.weights),
+        "bn": used.get("bn", s.bn),
         "T": cfg.data.T,
         "size": [cfg.data.height, cfg.data.width],
         "channels": cfg.data.channels,
@@ -216,20 +229,29 @@ def _evaluate(
     cfg, model = load_trained(run_dir, cfg, device, info=ckpt)
     cfg.validate()
     protocol = protocol or ScoreProtocol.from_config(cfg)
-    record = protocol_record(cfg, protocol, pixel_stride)  # a bad one fails before scoring
+    record = protocol_record(cfg, protocol, pixel_stride, ckpt)  # a bad one fails first
     forward = TorchForward(model, "fp32", device)  # fp32: the reference scores
     engine = engine_for_run(
         run_dir, protocol, forward, cfg.model_T, batch_size=cfg.score.batch_size
     )
+    if not cfg.data.root:
+        raise ValueError(
+            f"{run_dir / CONFIG}: names no dataset to test on (data.root is empty, as in a "
+            f"shipped model's copy); give the labelled test data with --root DIR (and --data "
+            f"NAME), or data.root in Python"
+        )
     ds = open_dataset(cfg)
     if not ds.test:
-        raise ValueError(f"{cfg.data.root}: no test videos to score")
+        raise ValueError(
+            f"{cfg.data.root}: no test videos to score (layout {cfg.data.layout}); "
+            f"`ddlvad info --root {cfg.data.root}` shows what it holds"
+        )
     videos = load_videos(ds.test, cfg, progress)
     labels = {r.name: r.labels for r in ds.test if r.labels is not None}
     if not labels:
         raise ValueError(f"{cfg.data.root}: test split has no labels; use `ddlvad predict`")
     size = (cfg.data.height, cfg.data.width)
-    raw, acc = score_split(engine, ds.test, videos, size, pixel_stride)
+    raw, acc = score_split(engine, ds.test, videos, size, pixel_stride, progress)
     metrics = frame_metrics(raw, labels, engine.pipeline)
     metrics.update(pixel_metrics(acc, sum(r.has_masks for r in ds.test)))
     metrics["protocol"] = record

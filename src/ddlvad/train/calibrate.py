@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ddlvad.config import Config
 from ddlvad.io import atomic_write_json
@@ -37,7 +38,9 @@ from ddlvad.scoring.protocol import ScoreProtocol
 from ddlvad.train.data import training_videos
 
 
-def calibrate(engine: ScoreEngine, cfg: Config, videos: dict[str, np.ndarray]) -> dict[str, Any]:
+def calibrate(
+    engine: ScoreEngine, cfg: Config, videos: dict[str, np.ndarray], progress: bool = False
+) -> dict[str, Any]:
     """Score normal ``videos`` ({name: (N, H, W, C) uint8}) with ``engine`` and pick the
     alert threshold under its protocol (recorded with it, as the alert score's).
 
@@ -50,7 +53,13 @@ def calibrate(engine: ScoreEngine, cfg: Config, videos: dict[str, np.ndarray]) -
     if not videos:
         raise ValueError("calibrate: no frames to calibrate on")
     protocol = engine.protocol.alert()
-    raw = {name: engine.score_video(v)[0] for name, v in videos.items()}
+    raw = {}
+    total = sum(len(v) for v in videos.values())
+    bar = tqdm(total=total, desc="threshold", unit="frame", disable=not progress, leave=False)
+    with bar:
+        for name, v in videos.items():
+            raw[name] = engine.score_video(v)[0]
+            bar.update(len(v))
     smoothed = {n: engine.pipeline.alert(r) for n, r in raw.items()}
     flat = np.concatenate(list(smoothed.values()))
     thr = float(np.quantile(flat, q))
@@ -113,7 +122,7 @@ def write_threshold(
     if videos is None:
         videos = calibration_videos(cfg, progress)
     engine = run_engine(run_dir, cfg, model, device, frame_mean)
-    return save_threshold(run_dir, calibrate(engine, cfg, videos))
+    return save_threshold(run_dir, calibrate(engine, cfg, videos, progress))
 
 
 def save_threshold(run_dir: str | Path, result: dict[str, Any]) -> dict[str, Any]:

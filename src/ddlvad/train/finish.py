@@ -57,23 +57,30 @@ def finish_run(
     clips,
     data: TrainingVideos,
     todo: tuple[str, ...] = FINISH_STEPS,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Run the end-of-training steps ``todo`` (a tail of ``FINISH_STEPS``) on rank 0; the
-    other ranks wait. Returns ``summary``."""
+    """Run the end-of-training steps ``todo`` (a tail of ``FINISH_STEPS``) on rank 0, each
+    with a progress bar when ``progress``; the other ranks wait. Returns ``summary``."""
     if ctx.is_main:
         if "bn" in todo:
-            refresh_run(run_dir, cfg, clips)
+            refresh_run(run_dir, cfg, clips, progress=progress)
         if "threshold" in todo:
             _, scorer = load_trained(run_dir, cfg, ctx.device)
             # the summary, where engine_for_run reads frame_mean, is not written yet
             mean = summary["frame_mean"] if cfg.score.gain else None
             write_threshold(
-                run_dir, cfg, scorer, ctx.device, videos=data.calibration, frame_mean=mean
+                run_dir,
+                cfg,
+                scorer,
+                ctx.device,
+                progress=progress,
+                videos=data.calibration,
+                frame_mean=mean,
             )
         atomic_write_json(run_dir / TRAIN_SUMMARY, summary)
     # the other ranks wait for rank 0's writes: a rank that tore its process group down while
     # rank 0 still held it aborted at exit now and then ("terminate called without an
-    # active exception"; seen once in this session's runs of the DDP test, cause not proven)
+    # active exception"; seen once in the DDP test's runs, cause not proven)
     barrier(ctx)
     return summary
 

@@ -237,7 +237,7 @@ def _train(cfg, run_dir, ctx, ck, plan: tuple, where: Progress) -> dict:
         totals = _fit(cfg, run_dir, ctx, ck, net, opt, sched, clips, start, progress, where)
     where.finishing = True
     summary = run_summary(info, net, totals, ctx)
-    return finish_run(cfg, run_dir, ctx, summary, clips, data, todo)
+    return finish_run(cfg, run_dir, ctx, summary, clips, data, todo, progress)
 
 
 def _save(cfg, run_dir: Path, ctx, net: DDLNet, opt, sched, where: Progress, **meta) -> None:
