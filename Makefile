@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch; on other machines set TORCH_SPEC (and PIP_EXTRA_INDEX_URL) as needed.
 TORCH_SPEC ?= torch==2.13.0
-# The core install runs every preset (OC-SORT included); onnx: export and onnxruntime; dev: tests.
-EXTRAS ?= onnx,dev
+# The core install runs every preset (OC-SORT included); onnx: export and onnxruntime; dev: tests;
+# serve: the serve verb's web dashboard.
+EXTRAS ?= onnx,dev,serve
 
 .PHONY: install demo test lint smoke-ped2 zoo-ped2 clean
 

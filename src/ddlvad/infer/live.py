@@ -14,10 +14,8 @@ adjacent). Ctrl-C stops cleanly: the frames already read are scored and the outp
 
 from __future__ import annotations
 
-import threading
 import time
 import warnings
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,85 +23,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ddlvad.data.sources import SourceError, SourceWarning, utf8_path
+from ddlvad.data.sources import SourceError, SourceWarning
+from ddlvad.infer.capture import Grabber, open_capture
 from ddlvad.infer.detector import Detector
 from ddlvad.infer.overlay import OverlayWriter
 from ddlvad.scoring.engine import Scored
-
-
-def open_capture(target: int | str) -> cv2.VideoCapture:
-    """cv2.VideoCapture for a camera index, URL or file; SourceError when it cannot open."""
-    if isinstance(target, str) and "://" not in target and not Path(target).is_file():
-        raise SourceError(f"{target}: video file not found")
-    cap = cv2.VideoCapture(target if isinstance(target, int) else utf8_path(target))
-    if not cap.isOpened():
-        cap.release()
-        raise SourceError(
-            f"{target}: cannot open as a stream; expected a camera index, an RTSP/HTTP URL or "
-            f"a video file that OpenCV (FFmpeg) can decode"
-        )
-    return cap
-
-
-class Grabber(threading.Thread):
-    """Reads frames into a bounded queue; a full queue drops its oldest frame."""
-
-    def __init__(
-        self,
-        cap: cv2.VideoCapture,
-        *,
-        max_frames: int = 0,
-        max_queue: int = 16,
-        pace: float | None = None,
-    ) -> None:
-        super().__init__(daemon=True)  # a blocked network read must not hold up exit
-        self.cap, self.max_frames, self.pace = cap, max_frames, pace
-        self.queue: deque[tuple[int, float, np.ndarray]] = deque(maxlen=max(max_queue, 1))
-        self.cond = threading.Condition()
-        self.read = self.dropped = 0
-        self.done = False
-        self.error: BaseException | None = None
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        t0 = time.perf_counter()
-        try:
-            while not self._halt.is_set() and not (
-                self.max_frames and self.read >= self.max_frames
-            ):
-                ok, img = self.cap.read()
-                if not ok:
-                    break
-                if self.pace:  # a file played as a camera: frame i is due at t0 + i / fps
-                    self._halt.wait(max(0.0, t0 + self.read / self.pace - time.perf_counter()))
-                item = (self.read, time.perf_counter(), cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-                with self.cond:
-                    if len(self.queue) == self.queue.maxlen:
-                        self.dropped += 1  # the deque drops the oldest frame
-                    self.queue.append(item)
-                    self.read += 1
-                    self.cond.notify()
-        except BaseException as e:  # reported by the main loop
-            self.error = e
-        finally:
-            self.cap.release()
-            with self.cond:
-                self.done = True
-                self.cond.notify_all()
-
-    def get(self, n: int, timeout: float = 0.2) -> list[tuple[int, float, np.ndarray]]:
-        """Up to n queued frames, oldest first; waits up to ``timeout`` for the first."""
-        with self.cond:
-            if not self.queue and not self.done:
-                self.cond.wait(timeout)
-            return [self.queue.popleft() for _ in range(min(n, len(self.queue)))]
-
-    def finished(self) -> bool:
-        with self.cond:
-            return self.done and not self.queue
-
-    def stop(self) -> None:
-        self._halt.set()
 
 
 class LiveRun:
@@ -181,7 +105,15 @@ def run_live(
     cap = open_capture(target)
     fps = pace or float(cap.get(cv2.CAP_PROP_FPS)) or 25.0
     expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))  # files and some HTTP streams; else <= 0
-    grab = Grabber(cap, max_frames=max_frames, max_queue=max_queue or det.batch_size, pace=pace)
+    grab = Grabber(
+        target,
+        cap=cap,
+        max_frames=max_frames,
+        max_queue=max_queue or det.batch_size,
+        pace=pace,
+        reconnect=False,
+        log=log,
+    )
     writer = OverlayWriter(overlay, fps, det.threshold) if overlay else None
     live = LiveRun(det, grab, writer, log)
     sc = det.scorer(keep_error=writer is not None)
