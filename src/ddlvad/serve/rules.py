@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+EPS = 1e-6  # seconds: frame times i / fps are not exact in floating point
+
 
 @dataclass(frozen=True)
 class RuleConfig:
@@ -59,7 +61,7 @@ class AlertRule:
                 ev.end_frame, ev.end_t, ev.frames = frame, t, ev.frames + 1
                 if score > ev.peak:
                     ev.peak, ev.peak_frame = score, frame
-                if ev.end_t - ev.start_t >= self.cfg.max_event_s:
+                if ev.end_t - ev.start_t >= self.cfg.max_event_s - EPS:
                     out += self._close()
         elif ev is not None:
             out += self._close()
@@ -75,10 +77,10 @@ class AlertRule:
         ev, self.event = self.event, None
         if ev is None:
             return []
-        if ev.end_t - ev.start_t < self.cfg.min_event_s:
+        if ev.end_t - ev.start_t < self.cfg.min_event_s - EPS:
             self.short += 1
             return []
-        if self.last_end is not None and ev.start_t - self.last_end < self.cfg.cooldown_s:
+        if self.last_end is not None and ev.start_t - self.last_end < self.cfg.cooldown_s - EPS:
             self.suppressed += 1
             return []
         self.last_end = ev.end_t
