@@ -184,3 +184,50 @@ def test_loop_replays_a_file_and_a_missing_file_is_one_line(synth_root, tmp_path
     assert got == list(range(75)) and g.loops == 2 and g.dropped == 0 and g.reconnects == 0
     with pytest.raises(SourceError, match="nope.avi: video file not found"):
         open_capture(str(Path(tmp_path / "nope.avi")))
+
+
+def test_predict_live_writes_as_it_goes_and_sigterm_completes_the_outputs(
+    trained_run, synth_root, tmp_path
+):
+    """predict --live (the same reader as serve): scores.csv grows while it runs; SIGTERM
+    scores what was read, writes alerts.csv and summary.json, exits 0."""
+    import os
+    import subprocess
+    import sys
+
+    frames = sorted((synth_root / "testing" / "frames" / "01").glob("*.jpg")) * 10
+    h, w = cv2.imread(str(frames[0])).shape[:2]
+    avi = tmp_path / "long.avi"
+    wr = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 25, (w, h))
+    for f in frames:
+        wr.write(cv2.imread(str(f)))
+    wr.release()
+    out = tmp_path / "p"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [sys.executable, "-m", "ddlvad", "predict", str(avi), "--live", "--run", str(trained_run)]
+    proc = subprocess.Popen([*cmd, "--out", str(out), "--threshold", "0", "--quiet"], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        scores = out / "scores.csv"
+        while time.monotonic() < deadline:
+            if scores.exists() and len(scores.read_text().splitlines()) > 30:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None and len(scores.read_text().splitlines()) > 30
+        t0 = time.monotonic()
+        proc.terminate()
+        rc = proc.wait(10)
+    finally:
+        proc.kill()
+    assert rc == 0 and time.monotonic() - t0 < 5
+    s = json.loads((out / "summary.json").read_text())
+    v = s["videos"]["long.avi"]
+    assert v["stopped_by"] == "SIGTERM" and v["interrupted"] and v["frames_scored"] < 300
+    rows = scores.read_text().splitlines()
+    assert len(rows) == 1 + v["frames_scored"]
+    alerts = (out / "alerts.csv").read_text().splitlines()
+    assert len(alerts) == 2 and alerts[1].startswith("long.avi,0,")  # one range, closed at stop

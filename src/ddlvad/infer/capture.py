@@ -62,7 +62,8 @@ class Grabber(threading.Thread):
     """Reads frames into a bounded queue; a full queue drops its oldest frame.
 
     ``opener`` opens the source (default ``open_capture(target)``); ``pace`` plays a file at
-    that frame rate; ``loop`` replays a file; ``block`` waits for room in the queue instead
+    that frame rate; ``loop`` replays a file; ``end_at_count``: a stream read to the frame
+    count it declares has ended (not lost); ``block`` waits for room in the queue instead
     of dropping (a file read as fast as it is scored); ``reconnect`` reopens a lost source (with
     ``give_up_s`` as above). ``reconnects``, ``loops``, ``state`` and ``last_error`` are for
     status pages."""
@@ -78,6 +79,7 @@ class Grabber(threading.Thread):
         loop: bool = False,
         block: bool = False,
         reconnect: bool = True,
+        end_at_count: bool = False,
         give_up_s: float = 0.0,
         backoff: Backoff | None = None,
         log: Callable[[str], None] = print,
@@ -87,6 +89,7 @@ class Grabber(threading.Thread):
         self.target, self.cap, self.opener, self.log = target, cap, opener, log
         self.max_frames, self.pace, self.loop, self.block = max_frames, pace, loop, block
         self.reconnect, self.give_up_s = reconnect and not is_file(target), give_up_s
+        self.end_at_count = end_at_count
         self.backoff = backoff or Backoff()
         self.queue: deque[Item] = deque(maxlen=max(max_queue, 1))
         self.cond = threading.Condition()
@@ -100,11 +103,11 @@ class Grabber(threading.Thread):
     def run(self) -> None:
         try:
             while not self._halt.is_set() and self._connect():
-                self._read_until_lost()
+                ended = self._read_until_lost()
                 if self.cap is not None:
                     self.cap.release()
                     self.cap = None
-                if not (self.loop or self.reconnect) or self._capped():
+                if ended or not (self.loop or self.reconnect) or self._capped():
                     break
         except BaseException as e:  # reported by the main loop
             self.error = e
@@ -148,19 +151,23 @@ class Grabber(threading.Thread):
             self._halt.wait(delay)
         return False
 
-    def _read_until_lost(self) -> None:
+    def _read_until_lost(self) -> bool:
+        """Read until the source fails or halts; True when it ended for good (a finite
+        stream read to the frame count it declares, under ``end_at_count``)."""
         t0, n0 = time.perf_counter(), 0
+        count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.end_at_count else 0
         while not self._halt.is_set() and not self._capped():
             ok, img = self.cap.read()
             if not ok:
                 if self.loop and is_file(self.target):
                     self.loops += 1
-                    return
-                self.last_error = "read failed"
-                if self.reconnect:
+                    return False
+                ended = 0 < count <= n0
+                if self.reconnect and not ended:
+                    self.last_error = f"read failed after frame {self.read}"
                     self.state = "reconnecting"
-                    self.log(f"{self.target}: read failed after frame {self.read}; reconnecting")
-                return
+                    self.log(f"{self.target}: {self.last_error}; reconnecting")
+                return ended
             if self.pace:  # a file played as a camera: frame i is due at t0 + i / fps
                 self._halt.wait(max(0.0, t0 + n0 / self.pace - time.perf_counter()))
             n0 += 1
@@ -168,13 +175,14 @@ class Grabber(threading.Thread):
             with self.cond:
                 while self.block and len(self.queue) == self.queue.maxlen:
                     if self._halt.is_set():
-                        return
+                        return False
                     self.cond.wait(0.1)  # a file read at full speed waits for the scorer
                 if len(self.queue) == self.queue.maxlen:
                     self.dropped += 1  # the deque drops the oldest frame
                 self.queue.append(item)
                 self.read += 1
                 self.cond.notify()
+        return False
 
     def get(self, n: int, timeout: float = 0.2) -> list[Item]:
         """Up to n queued frames, oldest first; waits up to ``timeout`` for the first."""
