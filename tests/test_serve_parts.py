@@ -231,3 +231,40 @@ def test_predict_live_writes_as_it_goes_and_sigterm_completes_the_outputs(
     assert len(rows) == 1 + v["frames_scored"]
     alerts = (out / "alerts.csv").read_text().splitlines()
     assert len(alerts) == 2 and alerts[1].startswith("long.avi,0,")  # one range, closed at stop
+
+
+def test_threshold_for_alarms_per_hour_is_the_lowest_within_budget():
+    from ddlvad.serve.calibrate import threshold_for_rate
+
+    rng = np.random.default_rng(0)
+    s = rng.random(36_000) * 0.1  # one hour at 10 fps of noise below 0.1
+    for start, h in ((1000, 0.5), (9000, 0.6), (20000, 0.7), (30000, 0.8)):
+        s[start : start + 20] = h  # four 2-second bumps
+    rule = RuleConfig(0.0, min_event_s=1.0, cooldown_s=5.0)
+    for per_hour, thr in ((0, 0.8), (1, 0.7), (2, 0.6), (4, None)):
+        r = threshold_for_rate({"v": s}, {"v": 10.0}, per_hour, rule)
+        assert r["alarms_allowed"] == per_hour and r["hours"] == 1.0
+        assert r["alarms_on_footage"] <= per_hour
+        if thr is not None:
+            assert r["threshold"] == pytest.approx(thr)  # one step lower raises one more
+        else:
+            assert r["threshold"] < 0.1  # every bump allowed: down into the noise
+    with pytest.raises(ValueError, match="no frames"):
+        threshold_for_rate({"v": np.zeros(0)}, {"v": 10.0}, 1, rule)
+
+
+def test_calibrate_alarms_per_hour_writes_threshold_json(trained_run, synth_root, tmp_path):
+    import shutil
+
+    from ddlvad.cli import main
+
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    footage = synth_root / "testing" / "frames"
+    args = ["calibrate", "--run", str(run), "--alarms-per-hour", "2000", str(footage)]
+    assert main([*args, "--fps", "25", "--min-event", "0", "--cooldown", "0"]) == 0
+    t = json.loads((run / "threshold.json").read_text())
+    assert t["method"] == "alarms_per_hour" and t["alarms_per_hour"] == 2000
+    assert t["videos"] == 3 and t["frames"] == 90 and t["alarms_allowed"] == 2  # 3.6 s of it
+    assert t["alarms_on_footage"] <= 2 and t["rule"]["cooldown_s"] == 0
+    assert "patch" in t and "median" in t  # the protocol the threshold belongs to
+    assert main(["calibrate", "--run", str(run), "--alarms-per-hour", "1", str(footage)]) == 2
