@@ -22,14 +22,22 @@ import numpy as np
 
 from ddlvad.data.sources import SourceError, utf8_path
 
+NET_TIMEOUT_S = 10.0  # a URL's open / read timeout
 Item = tuple[int, float, np.ndarray]  # (frame index in the stream, perf_counter at grab, RGB)
 
 
-def open_capture(target: int | str) -> cv2.VideoCapture:
-    """cv2.VideoCapture for a camera index, URL or file; SourceError when it cannot open."""
+def open_capture(target: int | str, timeout_s: float = NET_TIMEOUT_S) -> cv2.VideoCapture:
+    """cv2.VideoCapture for a camera index, URL or file; SourceError when it cannot open.
+    A URL's open and each read give up after ``timeout_s`` (a stalled stream is then a
+    failed read, which ``Grabber`` reconnects, rather than a read blocked for ever)."""
     if isinstance(target, str) and "://" not in target and not Path(target).is_file():
         raise SourceError(f"{target}: video file not found")
-    cap = cv2.VideoCapture(target if isinstance(target, int) else utf8_path(target))
+    if isinstance(target, str) and "://" in target:
+        ms = int(timeout_s * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+    else:
+        cap = cv2.VideoCapture(target if isinstance(target, int) else utf8_path(target))
     if not cap.isOpened():
         cap.release()
         raise SourceError(

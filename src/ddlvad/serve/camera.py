@@ -30,6 +30,7 @@ from ddlvad.serve.alerts import CLIPS, SNAPSHOTS, AlertLog, iso, write_clip, wri
 from ddlvad.serve.rules import AlertRule, Event, RuleConfig
 
 ROLL_BYTES = 64 << 20
+GAP_S = 2.0  # frames further apart than this (a lost source) end the open event
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,10 @@ class Camera(threading.Thread):
             wall = time.time() - (now - t_grab)
             self.latency.append(now - t_grab)
             self.rates.append(time.monotonic())
+            if self.timeline and wall - self.timeline[-1][1] > GAP_S:
+                for ev in self.rule.flush():  # the source was lost: no event spans the gap
+                    self._alert(ev)
+                self._peak = None
             over = s > thr
             jpeg = self._display(img, r.error, idx, wall, s, over)
             self.frames.append((idx, jpeg))
