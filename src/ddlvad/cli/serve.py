@@ -54,6 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        from ddlvad.serve.server import serve
+    except ModuleNotFoundError as e:
+        raise ImportError(
+            f"the dashboard needs the serve extra ({e.name} is not installed): "
+            f"pip install 'ddlvad[serve]'"
+        ) from None
     import torch
 
     from ddlvad.api import Run
@@ -78,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
 
     from pathlib import Path
 
-    from ddlvad.serve.server import serve
 
     def log(line: str) -> None:  # --quiet keeps the startup line (the dashboard's address)
         if not args.quiet or line.startswith("ddlvad serve: dashboard"):
