@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import threading
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -120,3 +121,47 @@ def write_clip(path: Path, jpegs: Iterable[bytes], fps: float) -> int:
     elif tmp.exists():
         tmp.unlink()
     return n
+
+
+class AlertWriter(threading.Thread):
+    """Writes decided alerts on its own thread, so detection goes on meanwhile: for each,
+    in the order submitted, the snapshot, the clip, the alerts.jsonl line, then
+    ``on_alert(record)`` (the hooks, the page)."""
+
+    def __init__(self, out: Path, log: AlertLog, on_alert, warn=print) -> None:
+        super().__init__(daemon=True, name="alert-writer")
+        self.out, self.log, self.on_alert, self.warn = out, log, on_alert, warn
+        self.queue: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()
+
+    def submit(
+        self, record: dict[str, Any], snapshot: bytes, frames: list[bytes], fps: float
+    ) -> int:
+        """Queue one alert of ``record["camera"]``; its ``id`` and file names are given
+        here, so ids follow the order of the decisions."""
+        with self.lock:
+            aid = record["id"] = self.log.new_id()
+            stem = f"{record['camera']}_{aid:06d}"
+            record["snapshot"] = f"{SNAPSHOTS}/{stem}.jpg"
+            record["clip"] = f"{CLIPS}/{stem}.webm"
+            self.queue.put((record, snapshot, frames, fps))
+        return aid
+
+    def run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            record, snapshot, frames, fps = item
+            try:
+                write_snapshot(self.out / record["snapshot"], snapshot)
+                n = write_clip(self.out / record["clip"], frames, fps)
+                if not n:
+                    record["clip"] = record["clip_frames"] = None
+            except OSError as e:  # the alert itself must still be recorded
+                self.warn(f"alert {record['id']}: {e}")
+                record["clip"] = record["clip_frames"] = None
+            self.log.append(record)
+            self.on_alert(record)
+
+    def close(self) -> None:
+        """Write everything queued, then stop."""
+        self.queue.put(None)
+        self.join()

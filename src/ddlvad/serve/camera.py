@@ -26,7 +26,7 @@ from ddlvad.infer.capture import Grabber
 from ddlvad.infer.detector import Detector
 from ddlvad.infer.overlay import heat_frame
 from ddlvad.scoring.engine import Scored
-from ddlvad.serve.alerts import CLIPS, SNAPSHOTS, AlertLog, iso, write_clip, write_snapshot
+from ddlvad.serve.alerts import AlertWriter, iso
 from ddlvad.serve.rules import AlertRule, Event, RuleConfig
 
 ROLL_BYTES = 64 << 20
@@ -86,8 +86,7 @@ class Camera(threading.Thread):
         det: Detector,
         rule: RuleConfig,
         out: Path,
-        alerts: AlertLog,
-        on_alert: Callable[[dict[str, Any]], None],
+        writer: AlertWriter,
         *,
         mask: np.ndarray | None = None,
         max_queue: int = 0,
@@ -99,7 +98,7 @@ class Camera(threading.Thread):
         log: Callable[[str], None] = print,
     ) -> None:
         super().__init__(daemon=True, name=f"camera-{spec.name}")
-        self.spec, self.det, self.out, self.alerts, self.on_alert = spec, det, out, alerts, on_alert
+        self.spec, self.det, self.out, self.writer = spec, det, out, writer
         self.rule, self.mask, self.width, self.log = AlertRule(rule), mask, width, log
         self.preroll = int(round(preroll_s * spec.fps))
         self.grab = Grabber(
@@ -190,18 +189,13 @@ class Camera(threading.Thread):
 
     # --- alerts ------------------------------------------------------------------------
     def _alert(self, ev: Event) -> None:
-        """Snapshot, clip, then the alerts.jsonl line, then the hooks."""
-        aid = self.alerts.new_id()
-        stem = f"{self.spec.name}_{aid:06d}"
-        snap, clip = Path(SNAPSHOTS) / f"{stem}.jpg", Path(CLIPS) / f"{stem}.webm"
+        """Hand the decided alert to the writer (snapshot, clip, alerts.jsonl, hooks)."""
         frames = [(i, j) for i, j in self.frames if ev.start_frame - self.preroll <= i]
         frames = [(i, j) for i, j in frames if i <= ev.end_frame] or list(self.frames)[-1:]
         peak = self._peak[2] if self._peak and self._peak[0] == ev.peak_frame else None
         peak = peak or next((j for i, j in frames if i == ev.peak_frame), frames[-1][1])
-        write_snapshot(self.out / snap, peak)
-        n = write_clip(self.out / clip, (j for _, j in frames), self.spec.fps)
         record = {
-            "id": aid,
+            "id": 0,  # the writer gives the id and the file names
             "camera": self.spec.name,
             "source": str(self.spec.target),
             "start_time": iso(ev.start_t),
@@ -212,17 +206,16 @@ class Camera(threading.Thread):
             "peak_score": round(ev.peak, 6),
             "peak_frame": ev.peak_frame,
             "threshold": self.rule.cfg.threshold,
-            "snapshot": snap.as_posix(),
-            "clip": clip.as_posix() if n else None,
-            "clip_frames": [frames[0][0], frames[-1][0]] if n else None,
+            "snapshot": "",
+            "clip": "",
+            "clip_frames": [frames[0][0], frames[-1][0]],
             "open": ev.open,
         }
-        self.alerts.append(record)
+        aid = self.writer.submit(record, peak, [j for _, j in frames], self.spec.fps)
         self.log(
             f"[{self.spec.name}] ALERT {aid}: frames {ev.start_frame}-{ev.end_frame}, "
             f"peak {ev.peak:.4f} (threshold {self.rule.cfg.threshold:.4f})"
         )
-        self.on_alert(record)
 
     # --- state for the page and the API ------------------------------------------------
     def fps(self) -> float:

@@ -22,7 +22,7 @@ import uvicorn
 
 from ddlvad.infer.detector import Detector
 from ddlvad.io import atomic_write_json, json_safe
-from ddlvad.serve.alerts import AlertLog, iso
+from ddlvad.serve.alerts import AlertLog, AlertWriter, iso
 from ddlvad.serve.app import create_app
 from ddlvad.serve.camera import Camera, CameraSpec
 from ddlvad.serve.hooks import ExecHook, Hook, Webhook
@@ -96,9 +96,10 @@ def serve(
     out.mkdir(parents=True, exist_ok=True)
     alerts = AlertLog(out)
     site = Site(out, alerts, make_hooks(webhooks or [], exec_cmd, log), token or "")
+    writer = AlertWriter(out, alerts, site.on_alert, warn=log)
     for spec in specs:
         site.cameras[spec.name] = Camera(
-            spec, det, rule, out, alerts, site.on_alert,
+            spec, det, rule, out, writer,
             mask=(masks or {}).get(spec.name), log=log, **(camera_options or {}),
         )  # fmt: skip
     stop, why = threading.Event(), {"reason": "every source ended"}
@@ -114,6 +115,7 @@ def serve(
         url = f"http://{host}:{bound}/" + (f"?token={token}" if token else "")
         note = "local only" if not token else f"bound to {host}: every request needs the token"
         log(f"ddlvad serve: dashboard at {url} ({note}); alerts to {out / 'alerts.jsonl'}")
+        writer.start()
         for hook in site.hooks:
             hook.start()
         for cam in site.cameras.values():
@@ -121,7 +123,7 @@ def serve(
         while not stop.wait(0.25):
             if not any(c.is_alive() for c in site.cameras.values()):
                 break
-        _shutdown(site, web, why["reason"], log)
+        _shutdown(site, web, writer, why["reason"], log)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -129,14 +131,21 @@ def serve(
     return 0
 
 
-def _shutdown(site: Site, web: WebServer, reason: str, log) -> None:
+def _shutdown(site: Site, web: WebServer, writer: AlertWriter, reason: str, log) -> None:
+    """The web server and the event streams are told to stop first (they wind down
+    meanwhile); then the cameras, each scoring what it read and deciding its open event;
+    then every queued alert is written; the hooks get what is left of ``STOP_S``."""
     t0 = time.monotonic()
     log(f"ddlvad serve: stopping ({reason}): finishing alerts")
+    site.stopping.set()
+    web.server.should_exit = True
     for cam in site.cameras.values():
         cam.stop()
     for cam in site.cameras.values():
-        cam.join(timeout=max(STOP_S - 1.5 - (time.monotonic() - t0), 0.2))
-    site.stopping.set()
+        cam.join(timeout=30.0)  # bounded work once stopped: the queued frames and one flush
+        if cam.is_alive():
+            log(f"[{cam.spec.name}] did not stop within 30 s; its open event is not written")
+    writer.close()
     left = max(STOP_S - (time.monotonic() - t0), 0.3)
     for hook in site.hooks:
         hook.close(drain_s=left / max(len(site.hooks), 1))
