@@ -88,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
 
     from pathlib import Path
 
-
     def log(line: str) -> None:  # --quiet keeps the startup line (the dashboard's address)
         if not args.quiet or line.startswith("ddlvad serve: dashboard"):
             print(line, flush=True)
