@@ -59,8 +59,11 @@ def test_serve_api_alerts_webhook_and_sigterm(trained_run, cam_avi, tmp_path):
     assert [r["id"] for r in records] == list(range(1, len(records) + 1))
     assert records[-1]["open"]  # the event cut by SIGTERM was decided and written
     assert rx.bodies == records  # the receiver got the same JSON, every one
-    for r in records:
-        assert (out / r["snapshot"]).is_file() and (out / r["clip"]).is_file()
+    for r in records:  # a clip may be skipped (clip_skipped) when alerts outpace encoding
+        assert (out / r["snapshot"]).is_file() and (
+            r["clip"] is None or (out / r["clip"]).is_file()
+        )
+    assert records[0]["clip"] and "clip_skipped" not in records[0]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped_by"] == "SIGTERM" and summary["hooks"]["webhook"]["pending"] == 0
     assert (out / "gate" / "scores.csv").read_text().startswith("time,frame,raw,score,alert")

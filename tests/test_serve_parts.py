@@ -268,3 +268,35 @@ def test_calibrate_alarms_per_hour_writes_threshold_json(trained_run, synth_root
     assert t["alarms_on_footage"] <= 2 and t["rule"]["cooldown_s"] == 0
     assert "patch" in t and "median" in t  # the protocol the threshold belongs to
     assert main(["calibrate", "--run", str(run), "--alarms-per-hour", "1", str(footage)]) == 2
+
+
+def test_alert_writer_keeps_lines_in_order_and_bounds_the_clips(tmp_path):
+    from ddlvad.serve.alerts import AlertWriter
+
+    jpeg = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes()
+    got = []
+    w = AlertWriter(tmp_path, AlertLog(tmp_path), got.append, max_clips=1)
+
+    def rec() -> dict:
+        return {"camera": "gate", "end_time": "2026-01-01T00:00:00Z", "clip_frames": [0, 3]}
+
+    ids = [w.submit(rec(), jpeg, [jpeg] * 4, 10.0) for _ in range(3)]  # writer not started yet
+    w.start()
+    w.close()
+    lines = _lines_of(tmp_path / "alerts.jsonl")
+    assert ids == [1, 2, 3] and [r["id"] for r in lines] == ids and got == lines
+    assert lines[0]["clip"] == "clips/gate_000001.webm" and (tmp_path / lines[0]["clip"]).is_file()
+    assert [r["clip"] for r in lines[1:]] == [None, None]  # one clip was still waiting
+    assert "waiting" in lines[1]["clip_skipped"] and w.skipped == 2
+    assert all((tmp_path / r["snapshot"]).is_file() for r in lines)
+
+    late = AlertWriter(tmp_path, AlertLog(tmp_path), got.append)
+    late.submit(rec(), jpeg, [jpeg] * 4, 10.0)
+    late.start()
+    late.close(clip_deadline_s=0.0)  # stopping: the line is written, the clip is not
+    last = _lines_of(tmp_path / "alerts.jsonl")[-1]
+    assert last["id"] == 4 and last["clip"] is None and "stopping" in last["clip_skipped"]
+
+
+def _lines_of(path: Path) -> list[dict]:
+    return [json.loads(ln) for ln in path.read_text().splitlines()]

@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -126,13 +127,21 @@ def write_clip(path: Path, jpegs: Iterable[bytes], fps: float) -> int:
 class AlertWriter(threading.Thread):
     """Writes decided alerts on its own thread, so detection goes on meanwhile: for each,
     in the order submitted, the snapshot, the clip, the alerts.jsonl line, then
-    ``on_alert(record)`` (the hooks, the page)."""
+    ``on_alert(record)`` (the hooks, the page).
 
-    def __init__(self, out: Path, log: AlertLog, on_alert, warn=print) -> None:
+    Clips are the slow part (WebM encoding), so they are bounded: an alert decided while
+    ``max_clips`` clips still wait, or written after the stop deadline (``close``), gets
+    no clip (``"clip": null`` and ``"clip_skipped"`` says why); its line is never held up
+    or dropped."""
+
+    def __init__(self, out: Path, log: AlertLog, on_alert, warn=print, max_clips: int = 2):
         super().__init__(daemon=True, name="alert-writer")
         self.out, self.log, self.on_alert, self.warn = out, log, on_alert, warn
         self.queue: queue.Queue = queue.Queue()
         self.lock = threading.Lock()
+        self.max_clips, self.clips_waiting = max_clips, 0
+        self.deadline = float("inf")
+        self.skipped = 0
 
     def submit(
         self, record: dict[str, Any], snapshot: bytes, frames: list[bytes], fps: float
@@ -144,24 +153,40 @@ class AlertWriter(threading.Thread):
             stem = f"{record['camera']}_{aid:06d}"
             record["snapshot"] = f"{SNAPSHOTS}/{stem}.jpg"
             record["clip"] = f"{CLIPS}/{stem}.webm"
+            if self.clips_waiting >= self.max_clips:
+                frames = []
+                self._no_clip(record, f"{self.clips_waiting} clips were waiting to be written")
+            else:
+                self.clips_waiting += 1
             self.queue.put((record, snapshot, frames, fps))
         return aid
+
+    def _no_clip(self, record: dict[str, Any], why: str) -> None:
+        record["clip"] = record["clip_frames"] = None
+        record["clip_skipped"] = why
+        self.skipped += 1
 
     def run(self) -> None:
         while (item := self.queue.get()) is not None:
             record, snapshot, frames, fps = item
             try:
                 write_snapshot(self.out / record["snapshot"], snapshot)
-                n = write_clip(self.out / record["clip"], frames, fps)
-                if not n:
-                    record["clip"] = record["clip_frames"] = None
+                if frames and time.monotonic() > self.deadline:
+                    self._no_clip(record, "stopping: past the stop deadline")
+                elif frames and not write_clip(self.out / record["clip"], frames, fps):
+                    self._no_clip(record, "no frame kept")
             except OSError as e:  # the alert itself must still be recorded
                 self.warn(f"alert {record['id']}: {e}")
-                record["clip"] = record["clip_frames"] = None
+                self._no_clip(record, str(e))
+            finally:
+                if frames:
+                    with self.lock:
+                        self.clips_waiting -= 1
             self.log.append(record)
             self.on_alert(record)
 
-    def close(self) -> None:
-        """Write everything queued, then stop."""
+    def close(self, clip_deadline_s: float = float("inf")) -> None:
+        """Write every queued alert, then stop; clips only for ``clip_deadline_s`` more."""
+        self.deadline = time.monotonic() + clip_deadline_s
         self.queue.put(None)
         self.join()

@@ -127,7 +127,7 @@ def serve(
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    _write_summary(site, rule, why["reason"], info or {})
+    _write_summary(site, writer, rule, why["reason"], info or {})
     return 0
 
 
@@ -145,14 +145,16 @@ def _shutdown(site: Site, web: WebServer, writer: AlertWriter, reason: str, log)
         cam.join(timeout=30.0)  # bounded work once stopped: the queued frames and one flush
         if cam.is_alive():
             log(f"[{cam.spec.name}] did not stop within 30 s; its open event is not written")
-    writer.close()
+    writer.close(clip_deadline_s=max(STOP_S - 2.0 - (time.monotonic() - t0), 0.0))
     left = max(STOP_S - (time.monotonic() - t0), 0.3)
     for hook in site.hooks:
         hook.close(drain_s=left / max(len(site.hooks), 1))
     web.stop()
 
 
-def _write_summary(site: Site, rule: RuleConfig, reason: str, info: dict[str, Any]) -> None:
+def _write_summary(
+    site: Site, writer: AlertWriter, rule: RuleConfig, reason: str, info: dict[str, Any]
+) -> None:
     summary = {
         **info,
         "started": iso(site.started),
@@ -162,6 +164,7 @@ def _write_summary(site: Site, rule: RuleConfig, reason: str, info: dict[str, An
         "rule": rule.record(),
         "alerts_this_run": site.alert_seq,
         "alerts_total": site.alerts.next_id - 1,
+        "clips_skipped": writer.skipped,
         "cameras": [c.snapshot() for c in site.cameras.values()],
         "hooks": site.hook_stats(),
     }
