@@ -292,6 +292,7 @@ def test_alert_writer_keeps_lines_in_order_and_bounds_the_clips(tmp_path):
 
     late = AlertWriter(tmp_path, AlertLog(tmp_path), got.append)
     late.submit(rec(), jpeg, [jpeg] * 4, 10.0)
+    late.deadline = 0.0  # the stop deadline has passed before the writer gets to it
     late.start()
     late.close(clip_deadline_s=0.0)  # stopping: the line is written, the clip is not
     last = _lines_of(tmp_path / "alerts.jsonl")[-1]

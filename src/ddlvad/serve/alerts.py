@@ -171,7 +171,7 @@ class AlertWriter(threading.Thread):
             record, snapshot, frames, fps = item
             try:
                 write_snapshot(self.out / record["snapshot"], snapshot)
-                if frames and time.monotonic() > self.deadline:
+                if frames and time.monotonic() >= self.deadline:
                     self._no_clip(record, "stopping: past the stop deadline")
                 elif frames and not write_clip(self.out / record["clip"], frames, fps):
                     self._no_clip(record, "no frame kept")
