@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 # of NVIDIA libraries; it runs on CPUs too). CPU only: make demo TORCH_SPEC=torch==2.13.0+cpu
 # PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu (command-line variables reach pip).
 TORCH_SPEC ?= torch==2.13.0
-# The core install runs every preset (OC-SORT included); onnx: export and onnxruntime; dev: tests.
-EXTRAS ?= onnx,dev
+# The core install runs every preset (OC-SORT included); onnx: export and onnxruntime; dev: tests;
+# serve: the serve verb's web dashboard.
+EXTRAS ?= onnx,dev,serve
 
 .PHONY: install demo test lint smoke-ped2 zoo-ped2 clean
 

@@ -190,8 +190,8 @@ def test_live_stream_stops_after_max_frames_and_on_ctrl_c(trained_run, synth_roo
 
     det.prepare = interrupt_after_10
     lines = []
-    rows, stats = run_live(det, str(avi), max_queue=64, pace=200, log=lines.append)
-    assert stats["interrupted"] and stats["frames_scored"] == 10 == len(rows)
+    _, stats = run_live(det, str(avi), max_queue=64, pace=200, log=lines.append)
+    assert stats["interrupted"] and stats["frames_scored"] == 10
     assert any("interrupted" in line for line in lines)
 
 

@@ -1,4 +1,5 @@
 import base64
+import json
 import shutil
 from html.parser import HTMLParser
 
@@ -70,6 +71,8 @@ def test_report_is_self_contained(report_runs):
     assert 'class="note"' not in text  # every section was drawn
     for words in ("frame AUC, micro", "pixel AUC", "Figure 4", "Figures 7/8", "Resolved config"):
         assert words in text, words
+    thr = json.loads((run / "threshold.json").read_text())["threshold"]
+    assert f"Threshold {thr:.6g} (the 0.99 quantile" in text and "<td>01</td>" in text
 
 
 def test_report_notes_missing_sections_and_cli(report_runs, capsys):

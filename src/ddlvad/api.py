@@ -115,6 +115,37 @@ class Run:
         with claim_run(self.path):  # not while the run is being trained
             return write_threshold(self.path, cfg, model, device, progress=progress)
 
+    def calibrate_rate(
+        self,
+        alarms_per_hour: float,
+        footage: list[str] | None = None,
+        *,
+        fps: float = 0.0,
+        min_event_s: float = 0.5,
+        cooldown_s: float = 10.0,
+        max_event_s: float = 60.0,
+    ) -> dict[str, Any]:
+        """Re-calibrate threshold.json for at most ``alarms_per_hour`` false alarms per hour
+        under serve's alert rule, on normal ``footage`` (video files, frame folders, folders
+        of videos) or, without it, on the run's own calibration frames (``fps`` needed where
+        the footage has no frame rate: frame folders). See ``ddlvad.serve.calibrate``."""
+        from ddlvad.rundir import claim_run
+        from ddlvad.serve.calibrate import live_scores, threshold_for_rate
+        from ddlvad.serve.rules import RuleConfig
+        from ddlvad.train.calibrate import save_threshold
+
+        det = self.detector(precision="fp32", engine="clip", threshold=0.0)
+        scores, rates, names = {}, {}, []
+        for name, frames, rate in _footage(self, footage, fps):
+            scores[name], rates[name] = live_scores(det, frames), rate
+            names.append(name)
+        rule = RuleConfig(0.0, min_event_s, cooldown_s, max_event_s)
+        result = threshold_for_rate(scores, rates, alarms_per_hour, rule)
+        result["footage"] = footage or "the run's calibration frames"
+        result.update(det.protocol.alert().record())
+        with claim_run(self.path):
+            return save_threshold(self.path, result)
+
     def detector(self, **kwargs: Any) -> Detector:
         """A ``Detector`` over this run (keywords: those of ``Detector.from_run``)."""
         from ddlvad.infer.detector import Detector
@@ -142,6 +173,29 @@ class Run:
     ) -> tuple[Config, ScoreProtocol]:
         cfg = cfg or self.config()
         return cfg, (protocol or ScoreProtocol.from_config(cfg)).replace(**changes)
+
+
+def _footage(run: Run, footage: list[str] | None, fps: float):
+    """(name, frames, frame rate) of each normal video to calibrate on."""
+    from ddlvad.data.sources import open_source
+    from ddlvad.infer.predict import resolve_input
+
+    if not footage:
+        from ddlvad.train.calibrate import calibration_videos
+
+        if not fps:
+            raise ValueError("--fps: the run's own frames have no frame rate; give --fps")
+        for name, video in calibration_videos(run.config()).items():
+            yield name, video, fps
+        return
+    for text in footage:
+        _, videos = resolve_input(text)
+        for name, path in videos:
+            src = open_source(path)
+            rate = fps or src.fps
+            if not rate:
+                raise ValueError(f"{path}: frame folder without a frame rate; give --fps")
+            yield name, src, rate
 
 
 def load_run(path: str | Path) -> Run:

@@ -1,7 +1,9 @@
 """``ddlvad calibrate --run DIR``: (re)write a trained run's alert threshold, threshold.json.
 
 Training calibrates every run; this re-calibrates one, e.g. under another quantile or after
-``score.*`` changed. Also ``python -m ddlvad.calibrate --run DIR`` (``main``).
+``score.*`` changed, or for a target number of false alarms per hour of normal footage
+(``--alarms-per-hour X [FOOTAGE...]``, under serve's alert rule: ``ddlvad.serve.calibrate``).
+Also ``python -m ddlvad.calibrate --run DIR`` (``main``).
 """
 
 from __future__ import annotations
@@ -13,14 +15,46 @@ HELP = "re-calibrate a trained run's alert threshold (threshold.json)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ddlvad.cli.common import rate
+
     p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--quantile", type=float, help="override calib.quantile")
+    p.add_argument(
+        "footage",
+        nargs="*",
+        help="--alarms-per-hour: normal videos / frame folders "
+        "(default: the run's own calibration frames, with --fps)",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quantile", type=float, help="override calib.quantile")
+    g.add_argument(
+        "--alarms-per-hour",
+        type=rate,
+        metavar="X",
+        help="the lowest threshold at which serve's alert rule raises at most X alarms per "
+        "hour of the normal footage",
+    )
+    p.add_argument("--fps", type=rate, default=0.0, help="frame rate of frame folders")
+    p.add_argument("--min-event", type=rate, default=0.5, help="as serve (seconds, 0.5)")
+    p.add_argument("--cooldown", type=rate, default=10.0, help="as serve (seconds, 10)")
+    p.add_argument("--max-event", type=rate, default=60.0, help="as serve (seconds, 60)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ddlvad.api import Run
 
-    result = Run(args.run).calibrate(quantile=args.quantile, progress=True)
+    if args.alarms_per_hour is None:
+        if args.footage:
+            raise ValueError("FOOTAGE is for --alarms-per-hour; --quantile uses the run's data")
+        result = Run(args.run).calibrate(quantile=args.quantile, progress=True)
+    else:
+        result = Run(args.run).calibrate_rate(
+            args.alarms_per_hour,
+            args.footage,
+            fps=args.fps,
+            min_event_s=args.min_event,
+            cooldown_s=args.cooldown,
+            max_event_s=args.max_event,
+        )
     print(json.dumps(result, indent=2))
     return 0
 

@@ -52,6 +52,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=count, default=0, help="live: stop after N frames")
     p.add_argument("--max-queue", type=count, default=0, help="live: frames queued before drops")
     p.add_argument(
+        "--give-up",
+        type=rate,
+        default=60.0,
+        help="live: a camera or URL that fails is reopened with backoff; stop when it stays "
+        "down this many seconds (default 60; 0 = never)",
+    )
+    p.add_argument(
         "--fps",
         type=rate,
         default=0.0,

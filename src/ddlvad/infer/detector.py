@@ -192,9 +192,10 @@ class Detector:
             return to_working(frame, H, W, C)
         return cv2.resize(frame, (W, H), interpolation=cv2.INTER_AREA)[:, :, None]
 
-    def scorer(self, keep_error: bool = False) -> Session:
-        """Working-size frames (``prepare``) pushed one by one (``ScoreEngine.session``)."""
-        return self.scoring.session(keep_error)
+    def scorer(self, keep_error: bool = False, mask: np.ndarray | None = None) -> Session:
+        """Working-size frames (``prepare``) pushed one by one (``ScoreEngine.session``;
+        ``mask``: (H, W) error-map weights at the working size, 0 = ignore)."""
+        return self.scoring.session(keep_error, mask=mask)
 
     def score(
         self, frames: Iterable[np.ndarray], *, maps: bool = False

@@ -1,119 +1,118 @@
 """Live mode: score a camera, an RTSP/HTTP stream, or a video file played as one.
 
-A reader thread grabs frames into a short queue (``max_queue`` frames); when scoring falls
-behind, the oldest queued frames are dropped and counted, so latency stays bounded by about
-``max_queue / fps`` plus one batch. The main loop takes what is queued (up to one batch),
-scores it, and prints one status line per second.
+A reader thread (``infer.capture.Grabber``) grabs frames into a short queue (``max_queue``
+frames); when scoring falls behind, the oldest queued frames are dropped and counted, so
+latency stays bounded by about ``max_queue / fps`` plus one batch. A stream or camera that
+fails is reopened with backoff (logged and counted) until it stays down ``give_up_s``
+seconds. The main loop takes what is queued (up to one batch), scores it, and prints one
+status line per second.
+
+Outputs are written as frames are scored (``LiveTables``): scores.csv rows flushed each
+second, each alert range to alerts.csv as it closes. Memory stays bounded: no row is kept,
+latency statistics come from the last ``LATENCY_KEEP`` frames.
 
 Causality: a frame's window needs the T // 2 frames after it, so its score comes out T // 2
 frames late (plus the batch); the median filter is causal (the last ``score.median``
 scores, see ``scoring.post.CausalMedian``) instead of the centred one of ``ddlvad
 test``. Dropped frames are simply missing from the window (their neighbours become
-adjacent). Ctrl-C stops cleanly: the frames already read are scored and the outputs written.
+adjacent). Ctrl-C and SIGTERM stop cleanly: the frames already read are scored, the open
+alert range closed, and the outputs completed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import signal
 import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from ddlvad.data.sources import SourceError, SourceWarning, utf8_path
+from ddlvad.data.sources import SourceError, SourceWarning
+from ddlvad.infer.capture import Grabber, is_file, open_capture
 from ddlvad.infer.detector import Detector
 from ddlvad.infer.overlay import OverlayWriter
+from ddlvad.infer.tables import ALERT_COLUMNS, SCORE_COLUMNS, alert_row, score_row
 from ddlvad.scoring.engine import Scored
 
-
-def open_capture(target: int | str) -> cv2.VideoCapture:
-    """cv2.VideoCapture for a camera index, URL or file; SourceError when it cannot open."""
-    if isinstance(target, str) and "://" not in target and not Path(target).is_file():
-        raise SourceError(f"{target}: video file not found")
-    cap = cv2.VideoCapture(target if isinstance(target, int) else utf8_path(target))
-    if not cap.isOpened():
-        cap.release()
-        raise SourceError(
-            f"{target}: cannot open as a stream; expected a camera index, an RTSP/HTTP URL or "
-            f"a video file that OpenCV (FFmpeg) can decode"
-        )
-    return cap
+LATENCY_KEEP = 10_000  # frames the latency percentiles are taken over
 
 
-class Grabber(threading.Thread):
-    """Reads frames into a bounded queue; a full queue drops its oldest frame."""
+class LiveTables:
+    """scores.csv and alerts.csv of one stream, written as it is scored (``out`` None: only
+    the alert ranges are tracked, in ``alerts``)."""
 
-    def __init__(
-        self,
-        cap: cv2.VideoCapture,
-        *,
-        max_frames: int = 0,
-        max_queue: int = 16,
-        pace: float | None = None,
-    ) -> None:
-        super().__init__(daemon=True)  # a blocked network read must not hold up exit
-        self.cap, self.max_frames, self.pace = cap, max_frames, pace
-        self.queue: deque[tuple[int, float, np.ndarray]] = deque(maxlen=max(max_queue, 1))
-        self.cond = threading.Condition()
-        self.read = self.dropped = 0
-        self.done = False
-        self.error: BaseException | None = None
-        self._halt = threading.Event()
+    def __init__(self, out: Path | None, video: str) -> None:
+        self.video = video
+        self.alerts: list[dict[str, Any]] = []
+        self.open: dict[str, Any] | None = None
+        self.files, self.last_flush = [], 0.0
+        self.scores = self.alert_w = None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for name, cols in (("scores.csv", SCORE_COLUMNS), ("alerts.csv", ALERT_COLUMNS)):
+                f = (out / name).open("w", newline="", encoding="utf-8")
+                csv.writer(f).writerow(cols)
+                self.files.append(f)
+            self.scores, self.alert_w = (csv.writer(f) for f in self.files)
 
-    def run(self) -> None:
-        t0 = time.perf_counter()
-        try:
-            while not self._halt.is_set() and not (
-                self.max_frames and self.read >= self.max_frames
-            ):
-                ok, img = self.cap.read()
-                if not ok:
-                    break
-                if self.pace:  # a file played as a camera: frame i is due at t0 + i / fps
-                    self._halt.wait(max(0.0, t0 + self.read / self.pace - time.perf_counter()))
-                item = (self.read, time.perf_counter(), cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-                with self.cond:
-                    if len(self.queue) == self.queue.maxlen:
-                        self.dropped += 1  # the deque drops the oldest frame
-                    self.queue.append(item)
-                    self.read += 1
-                    self.cond.notify()
-        except BaseException as e:  # reported by the main loop
-            self.error = e
-        finally:
-            self.cap.release()
-            with self.cond:
-                self.done = True
-                self.cond.notify_all()
+    def row(self, idx: int, t: float, raw: float, s: float, alert: bool) -> None:
+        if self.scores is not None:
+            self.scores.writerow(score_row(self.video, idx, t, raw, s, alert))
+        if alert:
+            a = self.open
+            if a is None:
+                self.open = {"start_frame": idx, "start_s": t, "frames": 0, "peak": s}
+                a = self.open
+            a.update(end_frame=idx, end_s=t, frames=a["frames"] + 1, peak=max(a["peak"], s))
+        elif self.open is not None:
+            self._close()
+        if time.monotonic() - self.last_flush >= 1.0:
+            self.flush()
 
-    def get(self, n: int, timeout: float = 0.2) -> list[tuple[int, float, np.ndarray]]:
-        """Up to n queued frames, oldest first; waits up to ``timeout`` for the first."""
-        with self.cond:
-            if not self.queue and not self.done:
-                self.cond.wait(timeout)
-            return [self.queue.popleft() for _ in range(min(n, len(self.queue)))]
+    def _close(self) -> None:
+        a, self.open = self.open, None
+        self.alerts.append(a)
+        if self.alert_w is not None:
+            self.alert_w.writerow(alert_row(self.video, a))
 
-    def finished(self) -> bool:
-        with self.cond:
-            return self.done and not self.queue
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        for f in self.files:
+            f.flush()
 
-    def stop(self) -> None:
-        self._halt.set()
+    def close(self) -> None:
+        if self.open is not None:
+            self._close()
+        for f in self.files:
+            f.close()
+        self.files = []
 
 
 class LiveRun:
-    """State of one live session: rows, latencies, status lines, optional overlay."""
+    """State of one live session: counts, recent latencies, status lines, outputs."""
 
-    def __init__(self, det: Detector, grab: Grabber, overlay: OverlayWriter | None, log) -> None:
-        self.det, self.grab, self.overlay, self.log = det, grab, overlay, log
+    def __init__(
+        self,
+        det: Detector,
+        grab: Grabber,
+        overlay: OverlayWriter | None,
+        tables: LiveTables,
+        log,
+    ) -> None:
+        self.det, self.grab, self.overlay, self.tables, self.log = det, grab, overlay, tables, log
         self.med = det.pipeline.stream(live=True)  # causal: a stream has no future frames
-        self.rows: list[tuple[int, float, float, float, bool]] = []
-        self.latency: list[float] = []
+        self.scored = 0
+        self.last: tuple[int, float, float, float, bool] | None = None
+        self.latency: deque[float] = deque(maxlen=LATENCY_KEEP)
+        self.lat_sum, self.lat_max = 0.0, 0.0
         self.t0 = self.last_print = time.perf_counter()
         self.printed = -1  # frame index of the last status line
 
@@ -123,9 +122,12 @@ class LiveRun:
             idx, t_grab, img = r.meta
             ((_, s),) = self.med.push(r.raw)  # causal steps give each score at once
             alert = thr is not None and s > thr
-            now = time.perf_counter()
-            self.latency.append(now - t_grab)
-            self.rows.append((idx, t_grab - self.t0, r.raw, s, alert))
+            lat = time.perf_counter() - t_grab
+            self.latency.append(lat)
+            self.lat_sum, self.lat_max = self.lat_sum + lat, max(self.lat_max, lat)
+            self.scored += 1
+            self.last = (idx, t_grab - self.t0, r.raw, s, alert)
+            self.tables.row(*self.last)
             if self.overlay is not None:
                 self.overlay.write(img, r.error, idx, s, alert, t_grab - self.t0)
         if results and time.perf_counter() - self.last_print >= 1.0:
@@ -134,7 +136,7 @@ class LiveRun:
     def status(self) -> None:
         now = time.perf_counter()
         self.last_print = now
-        idx, _, _, s, alert = self.rows[-1]
+        idx, _, _, s, alert = self.last
         self.printed = idx
         el = max(now - self.t0, 1e-9)
         thr = self.det.threshold
@@ -142,7 +144,7 @@ class LiveRun:
         thr_s = f"{thr:.4f}" if thr is not None else "-"
         self.log(
             f"[{el:7.1f} s] frame {idx:7d} | score {s:.4f} | threshold {thr_s} | {state:5s} | "
-            f"in {self.grab.read / el:6.1f} fps | scored {len(self.rows) / el:6.1f} fps | "
+            f"in {self.grab.read / el:6.1f} fps | scored {self.scored / el:6.1f} fps | "
             f"dropped {self.grab.dropped} | latency {1000 * self.latency[-1]:.0f} ms"
         )
 
@@ -151,18 +153,39 @@ class LiveRun:
         lat = np.asarray(self.latency) * 1000 if self.latency else np.zeros(1)
         return {
             "frames_read": self.grab.read,
-            "frames_scored": len(self.rows),
+            "frames_scored": self.scored,
             "frames_dropped": self.grab.dropped,
+            "reconnects": self.grab.reconnects,
             "interrupted": interrupted,
             "seconds": round(el, 2),
             "fps_in": round(self.grab.read / max(el, 1e-9), 2),
-            "fps_scored": round(len(self.rows) / max(el, 1e-9), 2),
+            "fps_scored": round(self.scored / max(el, 1e-9), 2),
             "latency_ms": {
-                "mean": round(float(lat.mean()), 1),
-                "p95": round(float(np.percentile(lat, 95)), 1),
-                "max": round(float(lat.max()), 1),
+                "mean": round(1000 * self.lat_sum / max(self.scored, 1), 1),
+                "p95": round(float(np.percentile(lat, 95)), 1),  # of the last LATENCY_KEEP
+                "max": round(1000 * self.lat_max, 1),
             },
         }
+
+
+@contextlib.contextmanager
+def sigterm_stops(stop: Callable[[], None]) -> Iterator[dict[str, str]]:
+    """SIGTERM (a service stop) calls ``stop`` (in the main thread only): the run ends as
+    after Ctrl-C. Yields a dict whose ``signal`` is set once the signal came."""
+    got: dict[str, str] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def on_term(signum, _frame) -> None:
+        got["signal"] = signal.Signals(signum).name
+        stop()
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield got
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def run_live(
@@ -173,49 +196,88 @@ def run_live(
     max_queue: int = 0,
     pace: float | None = None,
     overlay: Path | None = None,
+    out: Path | None = None,
+    video: str = "",
+    give_up_s: float = 60.0,
     log: Callable[[str], None] = print,
-) -> tuple[list[tuple[int, float, float, float, bool]], dict[str, Any]]:
-    """Score a stream until it ends, ``max_frames`` are read, or Ctrl-C.
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Score a stream until it ends, ``max_frames`` are read, Ctrl-C or SIGTERM; write
+    ``out``/scores.csv and alerts.csv as it goes (when ``out`` is given).
 
-    Returns rows (frame, time_s, raw, smoothed, alert) and a summary dict."""
+    Returns the alert ranges (start/end frame and time, frames, peak) and a summary dict."""
     cap = open_capture(target)
     fps = pace or float(cap.get(cv2.CAP_PROP_FPS)) or 25.0
     expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))  # files and some HTTP streams; else <= 0
-    grab = Grabber(cap, max_frames=max_frames, max_queue=max_queue or det.batch_size, pace=pace)
+    grab = Grabber(
+        target,
+        cap=cap,
+        max_frames=max_frames,
+        max_queue=max_queue or det.batch_size,
+        pace=pace,
+        reconnect=not is_file(target),
+        end_at_count=True,
+        give_up_s=give_up_s,
+        log=log,
+    )
     writer = OverlayWriter(overlay, fps, det.threshold) if overlay else None
-    live = LiveRun(det, grab, writer, log)
+    tables = LiveTables(out, video or str(target))
+    live = LiveRun(det, grab, writer, tables, log)
     sc = det.scorer(keep_error=writer is not None)
     interrupted = False
-    grab.start()
-    try:
-        while not grab.finished():
-            for idx, t, img in grab.get(det.batch_size):
-                sc.push(det.prepare(img), (idx, t, img if writer else None))
-            live.emit(sc.run())
-    except KeyboardInterrupt:
-        interrupted = True
-        log("interrupted: scoring the frames already read, then writing the outputs")
-    finally:
-        grab.stop()
-    try:
-        live.emit(sc.finish())
-    finally:
-        if writer is not None:
-            writer.close()
-        grab.join(timeout=2.0)
+    with sigterm_stops(grab.stop) as got:
+        grab.start()
+        try:
+            while not grab.finished():
+                for idx, t, img in grab.get(det.batch_size):
+                    sc.push(det.prepare(img), (idx, t, img if writer else None))
+                live.emit(sc.run())
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            grab.stop()
+        interrupted = interrupted or bool(got)
+        if interrupted:
+            why = got.get("signal", "interrupted")
+            log(f"{why}: scoring the frames already read, then writing the outputs")
+        try:
+            live.emit(sc.finish())
+        finally:
+            tables.close()
+            if writer is not None:
+                writer.close()
+            grab.join(timeout=2.0)
     if grab.error is not None:
         raise SourceError(f"{target}: reading the stream failed ({grab.error})")
-    if live.rows and live.rows[-1][0] != live.printed:
+    if live.last is not None and live.last[0] != live.printed:
         live.status()  # the final state, unless the last line already showed it
     stats = {**live.summary(interrupted), "source_fps": fps}
+    if got:
+        stats["stopped_by"] = got["signal"]
     if writer is not None:
         stats["overlay_codec"] = writer.codec
-    capped = max_frames and grab.read >= max_frames
-    if not interrupted and not capped and 0 < grab.read < expected:
+    _stream_warnings(stats, str(target), grab, expected, interrupted)
+    return tables.alerts, stats
+
+
+def _stream_warnings(
+    stats: dict[str, Any], target: str, grab: Grabber, expected: int, interrupted: bool
+) -> None:
+    """Warn (and record) a stream cut short of the frames its container declares, and a
+    stream that was lost and reconnected."""
+    notes = []
+    capped = grab.max_frames and grab.read >= grab.max_frames
+    if not interrupted and not capped and 0 < grab.read < expected and not grab.reconnects:
         stats["frames_expected"] = expected
-        stats["warnings"] = [
+        notes.append(
             f"{target}: the stream ended after {grab.read} of the {expected} frames its "
             f"container declares (cut short or damaged?); scored the {grab.read} read"
-        ]
-        warnings.warn(stats["warnings"][0], SourceWarning, stacklevel=2)
-    return live.rows, stats
+        )
+    if grab.reconnects or (grab.reconnect and grab.last_error):
+        notes.append(
+            f"{target}: the source was lost and reopened {grab.reconnects} time(s) "
+            f"(last error: {grab.last_error or '-'}); frame numbers run on across the gaps"
+        )
+    for note in notes:
+        warnings.warn(note, SourceWarning, stacklevel=3)
+    if notes:
+        stats["warnings"] = notes

@@ -76,7 +76,7 @@ class OverlayWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         codecs = CODECS[self.path.suffix.lower()]
         for code in codecs:
-            with _quiet_stderr():  # FFmpeg reports a missing encoder on fd 2
+            with quiet_stderr():  # FFmpeg reports a missing encoder on fd 2
                 writer = cv2.VideoWriter(
                     str(self.path), cv2.VideoWriter_fourcc(*code), self.fps, (w, h)
                 )
@@ -92,18 +92,7 @@ class OverlayWriter:
         return max(2 * float(np.median(self.history)), 1e-6)
 
     def _frame(self, frame: np.ndarray, error: np.ndarray | None, alert: bool) -> np.ndarray:
-        h0, w0 = frame.shape[:2]
-        h = 2 * max(int(round(h0 * self.width / w0 / 2)), 1)  # even: H.264 needs it
-        bgr = cv2.cvtColor(cv2.resize(frame, (self.width, h)), cv2.COLOR_RGB2BGR)
-        if error is not None:
-            heat = np.clip(error / self._vmax(), 0, 1).astype(np.float32)
-            heat = cv2.resize(heat, (self.width, h), interpolation=cv2.INTER_LINEAR)
-            color = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
-            a = 0.6 * heat[:, :, None]
-            bgr = (bgr * (1 - a) + color * a).astype(np.uint8)
-        if alert:
-            cv2.rectangle(bgr, (0, 0), (self.width - 1, h - 1), RED, 4)
-        return bgr
+        return heat_frame(frame, error, self._vmax(), self.width, alert)
 
     def _strip(
         self, w: int, index: int, score: float, alert: bool, time_s: float | None
@@ -132,8 +121,27 @@ class OverlayWriter:
         return img
 
 
+def heat_frame(
+    frame: np.ndarray, error: np.ndarray | None, vmax: float, width: int, alert: bool = False
+) -> np.ndarray:
+    """(h, w, 3) RGB frame scaled to ``width`` (even height), its (H, W) error map blended on
+    top as a JET heatmap (``vmax`` and above 60 % opaque), a red border on alert: BGR."""
+    h0, w0 = frame.shape[:2]
+    h = 2 * max(int(round(h0 * width / w0 / 2)), 1)  # even: H.264 needs it
+    bgr = cv2.cvtColor(cv2.resize(frame, (width, h)), cv2.COLOR_RGB2BGR)
+    if error is not None:
+        heat = np.clip(error / vmax, 0, 1).astype(np.float32)
+        heat = cv2.resize(heat, (width, h), interpolation=cv2.INTER_LINEAR)
+        color = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        a = 0.6 * heat[:, :, None]
+        bgr = (bgr * (1 - a) + color * a).astype(np.uint8)
+    if alert:
+        cv2.rectangle(bgr, (0, 0), (width - 1, h - 1), RED, 4)
+    return bgr
+
+
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """Send file descriptor 2 to /dev/null for the duration (native libraries' messages)."""
     try:
         sys.stderr.flush()

@@ -42,6 +42,7 @@ from ddlvad.data.sources import (
 from ddlvad.infer import INPUT_HELP
 from ddlvad.infer.detector import Detector
 from ddlvad.infer.overlay import OverlayWriter
+from ddlvad.infer.tables import ALERT_COLUMNS, SCORE_COLUMNS, alert_row, score_row
 from ddlvad.io import atomic_write_json, atomic_write_text, json_safe
 from ddlvad.rundir import check_predict_out, predict_dir, safe_name
 from ddlvad.scoring.engine import Scored
@@ -199,17 +200,13 @@ def _rows(raw: list[float], det: Detector, fps: float | None) -> list[Row]:
     ]
 
 
-def _fmt_t(t: float) -> str:
-    return "" if t != t else f"{t:.3f}"  # NaN -> empty
-
-
 def scores_text(results: dict[str, list[Row]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["video", "frame", "time_s", "raw", "smoothed", "alert"])
+    w.writerow(SCORE_COLUMNS)
     for name, rows in results.items():
         for f, t, r, s, a in rows:
-            w.writerow([name, f, _fmt_t(t), f"{r:.6g}", f"{s:.6g}", int(a)])
+            w.writerow(score_row(name, f, t, r, s, a))
     return buf.getvalue()
 
 
@@ -233,20 +230,10 @@ def find_alerts(rows: list[Row]) -> list[dict[str, Any]]:
 def alerts_text(alerts: dict[str, list[dict[str, Any]]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["video", "start_frame", "end_frame", "start_s", "end_s", "frames", "peak"])
+    w.writerow(ALERT_COLUMNS)
     for name, items in alerts.items():
         for a in items:
-            w.writerow(
-                [
-                    name,
-                    a["start_frame"],
-                    a["end_frame"],
-                    _fmt_t(a["start_s"]),
-                    _fmt_t(a["end_s"]),
-                    a["frames"],
-                    f"{a['peak']:.6g}",
-                ]
-            )
+            w.writerow(alert_row(name, a))
     return buf.getvalue()
 
 
@@ -270,21 +257,26 @@ def output_dir(args: argparse.Namespace) -> Path:
 
 
 def _predict_live(args, det: Detector, target: int | str, out: Path, log) -> tuple[dict, dict]:
+    """Score a stream, writing scores.csv and alerts.csv as it goes; ({name: alert
+    ranges}, {name: stats})."""
     from ddlvad.infer.live import run_live
 
     is_file = isinstance(target, str) and "://" not in target
     pace = (args.fps or open_source(target).fps or 25.0) if is_file else None  # play in real time
-    rows, stats = run_live(
+    name = safe_name(Path(target).name if is_file else str(target))
+    alerts, stats = run_live(
         det,
         target,
         max_frames=args.max_frames,
         max_queue=args.max_queue,
         pace=pace,
         overlay=out / "overlay.mp4" if args.overlay else None,
+        out=out,
+        video=name,
+        give_up_s=args.give_up,
         log=log,
     )
-    name = safe_name(Path(target).name if is_file else str(target))
-    return {name: rows}, {name: stats}
+    return {name: alerts}, {name: stats}
 
 
 def _predict_files(args, det: Detector, videos: list, out: Path, log) -> tuple[dict, dict]:
@@ -329,9 +321,12 @@ def run_predict(args: argparse.Namespace, det: Detector, kind: str, target: Any)
         "batch_size": det.batch_size,
         "checkpoint": det.checkpoint,  # the weights scored: file, epoch, step, sha256
     }
-    go = _predict_live if kind == "live" else _predict_files
-    results, summary["videos"] = go(args, det, target, out, log)
-    alerts = write_outputs(out, results, summary)
+    if kind == "live":  # scores.csv and alerts.csv are written as the stream is scored
+        alerts, summary["videos"] = _predict_live(args, det, target, out, log)
+        atomic_write_json(out / "summary.json", {**summary, "alerts": json_safe(alerts)})
+    else:
+        results, summary["videos"] = _predict_files(args, det, target, out, log)
+        alerts = write_outputs(out, results, summary)
     for name, items in alerts.items():
         ranges = ", ".join(f"{a['start_frame']}-{a['end_frame']}" for a in items) or "none"
         log(f"{name}: alerts (frames, inclusive) {ranges}")

@@ -36,10 +36,11 @@ from ddlvad.rundir import (
     SIGMA_CSV,
     SIGMA_PLOT,
     load_run_config,
+    load_threshold,
 )
 from ddlvad.scoring.evaluate import read_scores_csv
 from ddlvad.scoring.outputs import check_outputs
-from ddlvad.scoring.post import ScorePipeline
+from ddlvad.scoring.post import ScorePipeline, ranges_of
 from ddlvad.scoring.protocol import ScoreProtocol
 
 METRIC_ROWS = [
@@ -171,6 +172,37 @@ def timelines(scores: dict, metrics: dict, plots: Path, max_videos: int) -> list
     return out
 
 
+def _ranges(flags: np.ndarray, frames: np.ndarray) -> str:
+    return ", ".join(f"{frames[a]}-{frames[b]}" for a, b in ranges_of(flags)) or "none"
+
+
+def alerts_section(run_dir: Path, scores: dict, protocol: ScoreProtocol) -> str:
+    """The alert threshold (threshold.json, with how it was chosen) and, per video, the
+    frame ranges whose alert score (median-filtered raw score, as ``predict`` on files)
+    is above it, beside the labelled anomalous ranges."""
+    calib = load_threshold(run_dir)
+    if calib is None:
+        return "<p>No threshold.json: no alerts (<code>ddlvad calibrate</code>).</p>"
+    thr, how = calib["threshold"], calib.get("method", "quantile")
+    detail = (
+        f"at most {calib['alarms_per_hour']} false alarms per hour of normal footage"
+        if how == "alarms_per_hour"
+        else f"the {calib.get('quantile')} quantile of normal frames' alert scores"
+    )
+    pipe = ScorePipeline(protocol)
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        f"<td>{_ranges(pipe.alert(s['raw']) > thr, s['frame'])}</td>"
+        f"<td>{_ranges(s['label'] > 0, s['frame']) if (s['label'] >= 0).all() else '-'}</td></tr>"
+        for name, s in scores.items()
+    )
+    return (
+        f"<p>Threshold {thr:.6g} ({html.escape(detail)}). Frame ranges above it:</p>"
+        "<table><tr><th>video</th><th>alerts</th><th>labelled anomalous</th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def roc_png(scores: dict, protocol: ScoreProtocol, plots: Path) -> Path:
     """ROC curves of the frames pooled: raw, smoothed, smoothed + per-video min-max."""
     vids = [s for s in scores.values() if (s["label"] >= 0).all()]
@@ -281,6 +313,7 @@ def build_report(
         "ground-truth anomalous frames.</p><div class='grid'>"
         + "".join(img_tag(p, p.stem) for p in timelines(scores, metrics, plots, max_videos))
         + "</div>",
+        "<h2>Alerts</h2>" + guarded("alerts", lambda: alerts_section(run_dir, scores, protocol)),
         "<h2>sigma(l) trajectory (Figure 5)</h2>"
         + guarded("sigma trajectory", lambda: sigma_section(run_dir, plots)),
         "<h2>Pseudo-anomalies (Figure 4)</h2>"

@@ -127,9 +127,10 @@ class ScoreEngine:
         self.mode = "stream" if stream and backend.streams else "clip"
         self.pipeline = ScorePipeline(protocol)
 
-    def session(self, keep_maps: bool = False) -> Session:
-        """A stream of frames, pushed one by one (``Session``)."""
-        return Session(self, keep_maps)
+    def session(self, keep_maps: bool = False, mask: np.ndarray | None = None) -> Session:
+        """A stream of frames, pushed one by one (``Session``); ``mask``: (H, W) weights
+        the error map is multiplied by before the patch max (0 = an area to ignore)."""
+        return Session(self, keep_maps, mask=mask)
 
     def score_frames(
         self, frames: Iterable[np.ndarray], keep_maps: bool = False
@@ -159,9 +160,14 @@ class ScoreEngine:
         raw = np.array([r.raw for r in out], dtype=np.float32)
         return raw, (np.stack([r.error for r in out]) if s.keep and out else None)
 
-    def frame_scores(self, x_t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,) patch-max scores and (B, H, W) error maps of (X^t, f(X)), both (B, C, H, W)."""
+    def frame_scores(
+        self, x_t: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) patch-max scores and (B, H, W) error maps of (X^t, f(X)), both (B, C, H, W);
+        ``mask`` (H, W) weighs the error map first."""
         err = error_map(x_t.to(y.device), y)  # (B, H, W)
+        if mask is not None:
+            err = err * mask.to(err.device, err.dtype)
         return patch_max(err, self.protocol.patch, self.protocol.shifted), err
 
 
@@ -169,8 +175,15 @@ class Session:
     """Frames pushed one by one; ``run`` scores batches of the windows they complete; each
     frame's ``Scored`` comes out in order, T//2 frames after it was pushed (plus the batch)."""
 
-    def __init__(self, engine: ScoreEngine, keep_maps: bool = False, gain: bool = True) -> None:
+    def __init__(
+        self,
+        engine: ScoreEngine,
+        keep_maps: bool = False,
+        gain: bool = True,
+        mask: np.ndarray | None = None,
+    ) -> None:
         self.engine, self.keep = engine, keep_maps
+        self.mask = None if mask is None else torch.from_numpy(np.asarray(mask, np.float32))
         p = engine.protocol
         self.window = SlidingWindow(engine.T, p.edge)
         self.gain = engine.gain.stream() if gain and engine.gain is not None else None
@@ -187,6 +200,8 @@ class Session:
         if i == 0:
             p = self.engine.protocol
             check_patch(p.patch, frame.shape[0], frame.shape[1], p.shifted)
+            if self.mask is not None and self.mask.shape != frame.shape[:2]:
+                raise ValueError(f"mask {tuple(self.mask.shape)} != frame {frame.shape[:2]}")
         if self.gain is not None:
             frame = self.gain.push(frame)
         self.frames[i], self.meta[i] = frame, meta
@@ -203,7 +218,7 @@ class Session:
         n = min(self.engine.batch_size, len(self.pending))
         batch = [self.pending.popleft() for _ in range(n)]
         with torch.inference_mode():
-            s, err = self.engine.frame_scores(*self.forward(batch, self.frames))
+            s, err = self.engine.frame_scores(*self.forward(batch, self.frames), self.mask)
         s = s.float().cpu().numpy()
         errs = err.float().cpu().numpy() if self.keep else [None] * n
         out: list[Scored] = []
