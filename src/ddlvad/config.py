@@ -89,7 +89,7 @@ class TrainConfig:
     gamma: float = 0.5
     seed: int = 0
     workers: int = 0
-    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    threads: int = 0  # torch intra-op threads; 0 = the free cores, following the load
     max_steps: int = 0  # 0 = no cap (smoke runs use a cap)
     device: str = "auto"
     amp: bool = False  # bf16 autocast for the forward passes (GPU, or a CPU with bf16)

@@ -99,7 +99,7 @@ RULES: list[Rule] = [
     ("train.gamma", _in_range(0, INF, lo_open=True), "a finite number > 0"),
     ("train.seed", _int_at_least(0), "an integer >= 0"),
     ("train.workers", _int_at_least(0), "an integer >= 0"),
-    ("train.threads", _int_at_least(0), "an integer >= 0 (0 = torch's default)"),
+    ("train.threads", _int_at_least(0), "an integer >= 0 (0 = the free cores)"),
     ("train.max_steps", _int_at_least(0), "an integer >= 0 (0 = no cap)"),
     ("train.ema", _in_range(0, 1, hi_open=True), "an EMA decay in [0, 1) (0 = off)"),
     (

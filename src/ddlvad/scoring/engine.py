@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ddlvad.data.clips import to_tensor
+from ddlvad.scoring import threads
 from ddlvad.scoring.backends import Backend
 from ddlvad.scoring.frame import error_map, patch_max
 from ddlvad.scoring.gain import Gain, gain_for_run
@@ -202,6 +203,7 @@ class Session:
             return []
         n = min(self.engine.batch_size, len(self.pending))
         batch = [self.pending.popleft() for _ in range(n)]
+        threads.tick()  # the thread count follows the load (when governed)
         with torch.inference_mode():
             s, err = self.engine.frame_scores(*self.forward(batch, self.frames))
         s = s.float().cpu().numpy()
