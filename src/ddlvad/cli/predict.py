@@ -60,6 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="median filter window in frames, 0 or 1 = off (default: the run's); an even "
         "window takes one more frame before each frame than after it",
     )
+    p.add_argument(
+        "--stride",
+        type=count,
+        help="the network scores every K-th frame, the others hold the last score (about K "
+        "times faster; default: the run's score.stride, 1 = every frame)",
+    )
     p.add_argument("--batch-size", type=count, default=0, help="default: the run's score batch")
     p.add_argument(
         "--threads",
@@ -86,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     output_dir(args)  # refuse an output folder in or above the run before any work
     warn_if_training(args.run)
     run = Run(args.run)
-    protocol = run.protocol().replace(median=args.median)
+    protocol = run.protocol().replace(median=args.median, stride=args.stride or None)
     det = run.detector(
         backend=args.backend,
         precision=args.precision,

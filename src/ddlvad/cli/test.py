@@ -36,6 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "frames (causal; 0 = off)",
     )
     g.add_argument(
+        "--stride",
+        type=int,
+        metavar="K",
+        help="the network scores every K-th frame; the others hold the last score, bridged by "
+        "the median filter (1 = every frame)",
+    )
+    g.add_argument(
         "--pixel-stride", type=int, default=2, help="pixel AUC: every Nth row/column (1 = all)"
     )
     g.add_argument(
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"protocol: patch {s.patch}{' + shifted grid' if s.shifted else ''} | "
         f"median {s.median or 'off'} | per-video min-max {'on' if s.normalize else 'off'} | "
-        f"edge {s.edge}"
+        f"edge {s.edge}" + (f" | every {s.stride}th frame scored" if s.stride > 1 else "")
     )
     print(
         f"frame AUC micro {100 * m['frame_auc_micro']:.2f} | "

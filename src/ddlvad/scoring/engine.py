@@ -180,6 +180,7 @@ class Session:
         self.frames: dict[int, np.ndarray] = {}
         self.meta: dict[int, Any] = {}
         self.pending: deque[Window] = deque()
+        self.todo = 0  # pending windows the network scores (``stride``)
         self.last: Scored | None = None
 
     def push(self, frame: np.ndarray, meta: Any = None) -> None:
@@ -191,31 +192,58 @@ class Session:
         if self.gain is not None:
             frame = self.gain.push(frame)
         self.frames[i], self.meta[i] = frame, meta
-        self.pending.extend(self.window.push())
+        for w in self.window.push():
+            self.pending.append(w)
+            self.todo += self._scores(w[0])
+
+    def _scores(self, c: int) -> bool:
+        """Whether the network scores frame ``c`` (``stride``: else it holds the last score);
+        the first window always is."""
+        k = self.engine.protocol.stride
+        return k == 1 or c % k == 0 or (c == self.window.r and self.window.edge == "copy")
 
     def ready(self) -> bool:
-        """A full batch of windows waits."""
-        return len(self.pending) >= self.engine.batch_size
+        """A full batch of windows to score waits, or frames that hold the last score."""
+        if self.todo >= self.engine.batch_size:
+            return True
+        return bool(self.pending) and not self._scores(self.pending[0][0])
 
     def run(self) -> list[Scored]:
-        """Score up to one batch of pending windows (a partial batch when fewer wait)."""
-        if not self.pending:
+        """Score up to one batch of pending windows (a partial batch when fewer wait), with
+        the frames after them that hold their score; or only the holding frames in front."""
+        batch: list[Window] = []
+        n, hold_only = 0, bool(self.pending) and not self._scores(self.pending[0][0])
+        while self.pending and (
+            not self._scores(self.pending[0][0]) or (not hold_only and n < self.engine.batch_size)
+        ):
+            batch.append(self.pending.popleft())
+            n += self._scores(batch[-1][0])
+        self.todo -= n
+        scored = iter(self._forward([w for w in batch if self._scores(w[0])]))
+        out: list[Scored] = []
+        for c, _ in batch:
+            if not self._scores(c):  # stride: hold the last score and error map
+                out.append(self._scored(c, self.last.raw, self.last.error))
+                self.last = out[-1]
+                continue
+            raw, e = next(scored)
+            if c == self.window.r and self.window.edge == "copy":  # the left edge frames
+                out += [self._scored(j, raw, e) for j in range(c)]
+            out.append(self._scored(c, raw, e))
+            self.last = out[-1]
+        self._evict()
+        return out
+
+    def _forward(self, batch: list[Window]) -> list[tuple[float, np.ndarray | None]]:
+        """(raw score, error map when kept) of each window of ``batch`` through the network."""
+        if not batch:
             return []
-        n = min(self.engine.batch_size, len(self.pending))
-        batch = [self.pending.popleft() for _ in range(n)]
         threads.tick()  # the thread count follows the load (when governed)
         with torch.inference_mode():
             s, err = self.engine.frame_scores(*self.forward(batch, self.frames))
         s = s.float().cpu().numpy()
-        errs = err.float().cpu().numpy() if self.keep else [None] * n
-        out: list[Scored] = []
-        for (c, _), raw, e in zip(batch, s, errs, strict=True):
-            if c == self.window.r and self.window.edge == "copy":  # the left edge frames
-                out += [self._scored(j, float(raw), e) for j in range(c)]
-            out.append(self._scored(c, float(raw), e))
-        self.last = out[-1]
-        self._evict()
-        return out
+        errs = err.float().cpu().numpy() if self.keep else [None] * len(batch)
+        return [(float(r), e) for r, e in zip(s, errs, strict=True)]
 
     def finish(self) -> list[Scored]:
         """End of stream: score everything left, then the right-edge frames."""
