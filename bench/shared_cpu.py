@@ -70,9 +70,10 @@ def _reader(job: Job) -> None:
             job.events.append((end - float(m.group(3)), end, float(m.group(2))))
 
 
-def env_for(src: Path, pinned: bool) -> dict[str, str]:
+def env_for(src: Path, pinned: bool, extra: list[str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     env["PYTHONPATH"] = str(src)
+    env.update(kv.split("=", 1) for kv in extra)
     if pinned:
         env["OMP_NUM_THREADS"] = "1"
     return env
@@ -99,7 +100,7 @@ def start(kind: str, args, work: Path, pinned: bool = False) -> Job:
         cmd = ["taskset", "-c", str(min(os.sched_getaffinity(0))), *cmd]
     proc = subprocess.Popen(
         cmd,
-        env=env_for(args.src, pinned),
+        env=env_for(args.src, pinned, args.env),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -176,12 +177,16 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="results left out at each job's start")
     ap.add_argument("--measure", type=int, default=12, help="results measured per job")
     ap.add_argument("--stagger", type=float, default=3.0, help="seconds between the two starts")
+    ap.add_argument(
+        "--env", action="append", default=[], metavar="K=V", help="set in every job's environment"
+    )
     ap.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     args = ap.parse_args()
     args.src = args.src.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        print(f"package {args.src}; cpus {sorted(os.sched_getaffinity(0))}; {time.ctime()}")
+        cpus = sorted(os.sched_getaffinity(0))
+        print(f"package {args.src}; cpus {cpus}; env {args.env}; {time.ctime()}")
         prepare(work, args)
         report(args, work)
 
