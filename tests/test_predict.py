@@ -213,9 +213,7 @@ def test_precision_auto_follows_native_bf16(monkeypatch):
         d.resolve_precision("fp16", "cpu")
 
 
-def test_stride_runs_through_test_and_predict_alike_and_is_recorded(
-    run_copy, synth_root, tmp_path
-):
+def test_stride_runs_through_test_and_predict_alike_and_is_recorded(run_copy, synth_root, tmp_path):
     cache = f"data.cache_dir={tmp_path / 'cache'}"
     run = ["--run", str(run_copy), "--quiet"]
     assert main(["test", *run, "--root", str(synth_root), "--stride", "3", "--set", cache]) == 0
