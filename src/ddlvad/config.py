@@ -116,7 +116,7 @@ class ScoreConfig:
     # the pseudo-anomalous pass of every step
     bn: str = "clean"
     gain: int = 0  # N > 0: calibrate test brightness to training's over the last N frames
-    stride: int = 1  # k > 1: the network scores every k-th frame, the others hold its score
+    stride: int = 1  # k > 1: the network scores every k-th frame; linear in between
 
 
 # What ``train --resume`` may change in a run's config: where its data is found, how far

@@ -63,8 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stride",
         type=count,
-        help="the network scores every K-th frame, the others hold the last score (about K "
-        "times faster; default: the run's score.stride, 1 = every frame)",
+        help="the network scores every K-th frame, the frames in between take the linear mix of "
+        "the two scores (they wait for the next one; default: the run's score.stride, 1 = "
+        "every frame)",
     )
     p.add_argument("--batch-size", type=count, default=0, help="default: the run's score batch")
     p.add_argument(

@@ -39,8 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--stride",
         type=int,
         metavar="K",
-        help="the network scores every K-th frame; the others hold the last score, bridged by "
-        "the median filter (1 = every frame)",
+        help="the network scores every K-th frame; the frames in between take the linear mix "
+        "of the two scores (1 = every frame)",
     )
     g.add_argument(
         "--pixel-stride", type=int, default=2, help="pixel AUC: every Nth row/column (1 = all)"
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"protocol: patch {s.patch}{' + shifted grid' if s.shifted else ''} | "
         f"median {s.median or 'off'} | per-video min-max {'on' if s.normalize else 'off'} | "
-        f"edge {s.edge}" + (f" | every {s.stride}th frame scored" if s.stride > 1 else "")
+        f"edge {s.edge}" + (f" | stride {s.stride}" if s.stride > 1 else "")
     )
     print(
         f"frame AUC micro {100 * m['frame_auc_micro']:.2f} | "

@@ -181,6 +181,7 @@ class Session:
         self.meta: dict[int, Any] = {}
         self.pending: deque[Window] = deque()
         self.todo = 0  # pending windows the network scores (``stride``)
+        self.done = False  # the stream has ended (``finish``)
         self.last: Scored | None = None
 
     def push(self, frame: np.ndarray, meta: Any = None) -> None:
@@ -203,35 +204,55 @@ class Session:
         return k == 1 or c % k == 0 or (c == self.window.r and self.window.edge == "copy")
 
     def ready(self) -> bool:
-        """A full batch of windows to score waits, or frames that hold the last score."""
-        if self.todo >= self.engine.batch_size:
-            return True
-        return bool(self.pending) and not self._scores(self.pending[0][0])
+        """A full batch of windows to score waits."""
+        return self.todo >= self.engine.batch_size
 
     def run(self) -> list[Scored]:
-        """Score up to one batch of pending windows (a partial batch when fewer wait), with
-        the frames after them that hold their score; or only the holding frames in front."""
-        batch: list[Window] = []
-        n, hold_only = 0, bool(self.pending) and not self._scores(self.pending[0][0])
-        while self.pending and (
-            not self._scores(self.pending[0][0]) or (not hold_only and n < self.engine.batch_size)
-        ):
-            batch.append(self.pending.popleft())
-            n += self._scores(batch[-1][0])
-        self.todo -= n
-        scored = iter(self._forward([w for w in batch if self._scores(w[0])]))
+        """Score up to one batch of pending windows (a partial batch when fewer wait) and
+        emit them with the frames between them (``stride``: linear in between)."""
+        batch = self._take()
+        scored = [w for w in batch if self._scores(w[0])]
+        results = dict(zip((c for c, _ in scored), self._forward(scored), strict=True))
         out: list[Scored] = []
+        gap: list[int] = []  # frames between the last scored frame and the next
         for c, _ in batch:
-            if not self._scores(c):  # stride: hold the last score and error map
-                out.append(self._scored(c, self.last.raw, self.last.error))
-                self.last = out[-1]
+            if c not in results:
+                gap.append(c)
                 continue
-            raw, e = next(scored)
+            raw, e = results[c]
+            out += self._bridge(gap, c, raw, e)
+            gap = []
             if c == self.window.r and self.window.edge == "copy":  # the left edge frames
                 out += [self._scored(j, raw, e) for j in range(c)]
             out.append(self._scored(c, raw, e))
             self.last = out[-1]
+        if gap:  # end of stream: no scored frame follows, they hold the last score
+            out += [self._scored(j, self.last.raw, self.last.error) for j in gap]
+            self.last = out[-1]
         self._evict()
+        return out
+
+    def _take(self) -> list[Window]:
+        """Up to one batch of windows to score, in order, with the frames between them; the
+        frames after the last one wait for the next scored frame (until the stream ends)."""
+        batch: list[Window] = []
+        n = 0
+        while self.pending and n < self.engine.batch_size:
+            batch.append(self.pending.popleft())
+            n += self._scores(batch[-1][0])
+        while not self.done and batch and not self._scores(batch[-1][0]):
+            self.pending.appendleft(batch.pop())
+        self.todo -= n
+        return batch
+
+    def _bridge(self, gap: list[int], c: int, raw: float, e: np.ndarray | None) -> list[Scored]:
+        """The frames ``gap`` between the last scored frame and ``c``: score (and error map)
+        linear between the two."""
+        a, out = self.last, []
+        for j in gap:
+            w = (j - a.index) / (c - a.index)
+            mix = None if e is None else ((1 - w) * a.error + w * e).astype(e.dtype)
+            out.append(self._scored(j, (1 - w) * a.raw + w * raw, mix))
         return out
 
     def _forward(self, batch: list[Window]) -> list[tuple[float, np.ndarray | None]]:
@@ -248,6 +269,7 @@ class Session:
     def finish(self) -> list[Scored]:
         """End of stream: score everything left, then the right-edge frames."""
         self.pending.extend(self.window.finish())
+        self.done = True
         out = []
         while self.pending:
             out += self.run()

@@ -12,8 +12,9 @@ min-max of the final scores; ``edge``: how the first and last T//2 frames (no fu
 are scored (``EDGE_RULES``); ``gain``: frames in the running brightness mean that calibrates
 footage to the training footage's (``ddlvad.scoring.gain``, 0 = off); ``stride``: the
 network scores every ``stride``-th frame (frame 0, k, 2k, ...; under ``copy`` also the first
-full window) and each other frame holds the last scored frame's score and error map (causal,
-as a live stream can), left to the median filter to bridge (1 = every frame).
+full window); the frames between two scored frames take the linear mix of their scores and
+error maps (so a live stream's frames wait for the next scored frame: up to stride - 1 frames
+more latency), the frames after the last one hold its score (1 = every frame).
 
 A protocol comes from a config (``from_config``: ``cfg.score``) or from a verb's flags
 (``replace``). Its record (``record``: the fields as a flat dict) is written into
