@@ -77,8 +77,10 @@ def _test_scenes(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ddlvad.api import Run
+    from ddlvad.scoring.threads import govern
 
     resolve_run(args, "test")
+    govern()  # the free cores, following the load
     if scene_dirs(args.run):  # a --scene all folder: one run per scene
         return _test_scenes(args)
     cfg, protocol = scoring(args, args.run)
