@@ -180,8 +180,9 @@ def decoded(jpegs: list[bytes]):
 def predict_rows(model, cfg, B: int, frames: int, onnx_dir: Path | None, strides=()) -> dict:
     """Detector.score end to end (windows, batching, error maps, patch max; no decoding) on
     ``frames`` random working-size frames, per backend and engine; then the torch stream
-    engine scoring every k-th frame (``score.stride``) for k in ``strides``, and with the
-    decoding and resizing of JPEG frames included."""
+    engine scoring every k-th frame (``score.stride``) for k in ``strides``, the same in
+    bf16 on a CPU with native bf16, and with the decoding and resizing of JPEG frames
+    included."""
     d = cfg.data
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (frames, d.height, d.width, d.channels), dtype=np.uint8)
@@ -198,6 +199,12 @@ def predict_rows(model, cfg, B: int, frames: int, onnx_dir: Path | None, strides
     for k in strides:
         det = Detector(cfg, fws["torch"], engine="stream", protocol=stride_protocol(cfg, k))
         rows[f"predict torch stream k={k} ({frames} fr)"] = lambda det=det: det.score(video)
+    if native_bf16():  # what precision "auto" picks on this CPU
+        bf16 = TorchForward(model, "bf16", "cpu")
+        for k in (1, *strides):
+            det = Detector(cfg, bf16, engine="stream", protocol=stride_protocol(cfg, k))
+            name = f"predict torch bf16 stream{f' k={k}' if k > 1 else ''} ({frames} fr)"
+            rows[name] = lambda det=det: det.score(video)
     jpegs = source_frames(frames)
     det = Detector(cfg, fws["torch"], engine="stream")
     rows[f"predict torch stream +jpeg ({frames} fr)"] = lambda: det.score(decoded(jpegs))
