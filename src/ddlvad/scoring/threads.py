@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 WAIT_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 PERIOD = 10.0  # seconds between load checks while work runs
@@ -47,7 +48,7 @@ def _busy_ticks(cpus: list[int], with_nice: bool) -> int | None:
     summed over ``cpus``; None where /proc/stat cannot be read."""
     want = {f"cpu{c}" for c in cpus}
     try:
-        lines = open("/proc/stat").read().splitlines()  # noqa: SIM115 (a pseudo-file)
+        lines = Path("/proc/stat").read_text().splitlines()
     except OSError:
         return None
     total = 0
