@@ -10,7 +10,9 @@ Each frame goes through, in order: the brightness gain (``score.gain``), the T-w
 on it (``SlidingWindow``: edge frames by the edge rule), the backend's forward (``clip``:
 the network on each window, torch or onnxruntime; ``stream``: each frame encoded once and
 reused by every window, C3DSU only), the error map and the patch max; under the ``copy``
-rule the edge frames then take the nearest full window's score and error map.
+rule the edge frames then take the nearest full window's score and error map. Under
+``score.stride`` k > 1 only every k-th window goes through the network; the frames between
+two scored ones take the linear mix of their scores and error maps.
 
 Both modes share every step: ``score_video`` pushes the frames through a session, batching
 the windows in order (``batch_size`` at a time) as a session fed frame by frame does, and
