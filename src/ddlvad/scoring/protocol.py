@@ -120,8 +120,9 @@ class ScoreProtocol:
 
     def describe(self) -> str:
         """``"patch 8, shifted False, ..., gain 0"`` (the alert score's fields for an alert
-        protocol, every field otherwise)."""
-        keys = [k for k in self.names() if k != "normalize" or self.normalize]
+        protocol, every field otherwise; ``stride`` only when it is not 1)."""
+        hidden = {"normalize": not self.normalize, "stride": self.stride == 1}
+        keys = [k for k in self.names() if not hidden.get(k)]
         return ", ".join(f"{k} {getattr(self, k)}" for k in keys)
 
     def apply(self, cfg: Config) -> Config:
