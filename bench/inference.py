@@ -9,8 +9,12 @@ For each preset (random weights: speed does not depend on them) and each batch s
   model's forward on every T-frame window, as ``ddlvad test``) and the ``stream`` engine
   (each frame encoded once, see ``ddlvad.infer.detector``); plus ``predict`` rows that push frames
   through the scoring engine's ``Session`` (windows, batching, error maps, patch max; no
-  decoding). fps = frames / wall time of a batch; latency = wall time of one batch (the time
-  a frame waits for its result once its window is complete); ms/frame = latency / batch.
+  decoding), then the torch stream engine scoring every k-th frame (``--strides``, the others
+  holding its score: ``score.stride``) and with JPEG decoding and resizing included (360x240
+  camera-sized frames of a synthetic scene; ``decode+resize only`` is that part alone).
+  fps = frames / wall time of a batch; latency = wall time of one batch (the time
+  a frame waits for its result once its window is complete); ms/frame = latency / batch;
+  cam/core = fps / 25 / cores used: the 25 fps cameras one core keeps up with.
   Then, except for the paper preset, one single-threaded process per core at once (cameras
   split between processes): the aggregate fps of the stream-engine predict rows.
 
@@ -35,6 +39,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -45,6 +50,7 @@ from ddlvad.models import create_model
 from ddlvad.models.blocks import set_fast_path
 from ddlvad.rundir import ONNX_FILE, ONNX_STREAM_FILES
 from ddlvad.scoring.backends import OrtForward, OrtStreamForward, TorchForward, native_bf16
+from ddlvad.scoring.protocol import ScoreProtocol
 
 BATCHES = {"cpu": (1, 16), "cpu-fast": (1, 16), "paper": (1, 2), "demo": (1, 16), "tiny": (1, 8)}
 
@@ -153,9 +159,30 @@ def engines(model, cfg, B: int, onnx_dir: Path | None) -> dict:
     return out
 
 
-def predict_rows(model, cfg, B: int, frames: int, onnx_dir: Path | None) -> dict:
+def source_frames(frames: int, height: int = 240, width: int = 360) -> list[bytes]:
+    """``frames`` JPEG-encoded (quality 90) frames of a synthetic scene at a camera-like size
+    (UCSD Ped2's 360x240), for the rows that include decoding."""
+    from ddlvad.data.synthetic import SceneSpec, make_background, render_video
+
+    spec = SceneSpec(height=height, width=width, frames=frames, seed=0)
+    rng = np.random.default_rng(0)
+    gray, *_ = render_video(spec, make_background(spec, rng), rng, None)
+    return [cv2.imencode(".jpg", g, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for g in gray]
+
+
+def decoded(jpegs: list[bytes]):
+    """The frames as a camera source yields them: decoded, BGR -> RGB (``data.sources``)."""
+    for b in jpegs:
+        img = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+        yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def predict_rows(model, cfg, B: int, frames: int, onnx_dir: Path | None, strides=()) -> dict:
     """Detector.score end to end (windows, batching, error maps, patch max; no decoding) on
-    ``frames`` random working-size frames, per backend and engine."""
+    ``frames`` random working-size frames, per backend and engine; then the torch stream
+    engine scoring every k-th frame (``score.stride``) for k in ``strides``, the same in
+    bf16 on a CPU with native bf16, and with the decoding and resizing of JPEG frames
+    included."""
     d = cfg.data
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (frames, d.height, d.width, d.channels), dtype=np.uint8)
@@ -169,7 +196,24 @@ def predict_rows(model, cfg, B: int, frames: int, onnx_dir: Path | None) -> dict
             fw = OrtForward(onnx_dir / ONNX_FILE)
         det = Detector(cfg, fw, engine=engine)
         rows[f"predict {backend} {engine} ({frames} fr)"] = lambda det=det: det.score(video)
+    for k in strides:
+        det = Detector(cfg, fws["torch"], engine="stream", protocol=stride_protocol(cfg, k))
+        rows[f"predict torch stream k={k} ({frames} fr)"] = lambda det=det: det.score(video)
+    if native_bf16():  # what precision "auto" picks on this CPU
+        bf16 = TorchForward(model, "bf16", "cpu")
+        for k in (1, *strides):
+            det = Detector(cfg, bf16, engine="stream", protocol=stride_protocol(cfg, k))
+            name = f"predict torch bf16 stream{f' k={k}' if k > 1 else ''} ({frames} fr)"
+            rows[name] = lambda det=det: det.score(video)
+    jpegs = source_frames(frames)
+    det = Detector(cfg, fws["torch"], engine="stream")
+    rows[f"predict torch stream +jpeg ({frames} fr)"] = lambda: det.score(decoded(jpegs))
+    rows[f"decode+resize only ({frames} fr)"] = lambda: [det.prepare(f) for f in decoded(jpegs)]
     return rows
+
+
+def stride_protocol(cfg, k: int) -> ScoreProtocol:
+    return ScoreProtocol.from_config(cfg).replace(stride=k)
 
 
 def export_tmp(model, cfg, folder: str) -> Path | None:
@@ -187,8 +231,17 @@ def export_tmp(model, cfg, folder: str) -> Path | None:
 
 HEADER = (
     f"{'variant':34s} {'batch':>5s} {'fps':>8s} {'ms/batch':>9s} {'ms/frame':>9s} "
-    f"{'GFLOP/f':>8s} {'GFLOP/s':>8s} {'%peak':>6s} {'n':>3s}"
+    f"{'GFLOP/f':>8s} {'GFLOP/s':>8s} {'%peak':>6s} {'n':>3s} {'cam/core':>8s}"
 )
+CAMERA_FPS = 25.0  # a camera's frame rate, for cameras per core
+CORES = [1]  # cores the measured threads use (set in main)
+
+
+def cams(fps: float) -> str:
+    """Cameras at ``CAMERA_FPS`` one core keeps up with, at ``fps`` on ``CORES[0]`` cores."""
+    return f"{fps / CAMERA_FPS / CORES[0]:8.2f}"
+
+
 RATIO: dict[str, float] = {}  # bf16 / fp32 time per frame, by engine, from earlier rows
 
 
@@ -221,11 +274,14 @@ def bench_preset(name: str, args, peak: float) -> None:
                     _row(variant, B, fn, f, last, args.budget, peak)
             if name != "paper" and B > 1:
                 frames = max(args.frames, 2 * B)
-                for variant, fn in predict_rows(model, cfg, B, frames, onnx_dir).items():
+                strides = args.strides if model.T > 1 else ()
+                rows = predict_rows(model, cfg, B, frames, onnx_dir, strides)
+                for variant, fn in rows.items():
                     sec, n = measure(fn, args.budget)
                     print(
                         f"{variant:34s} {B:5d} {frames / sec:8.1f} {'':9s} "
-                        f"{1000 * sec / frames:9.2f} {'':8s} {'':8s} {'':6s} {n:3d}"
+                        f"{1000 * sec / frames:9.2f} {'':8s} {'':8s} {'':6s} {n:3d} "
+                        f"{cams(frames / sec)}"
                     )
 
 
@@ -238,7 +294,7 @@ def _row(variant: str, B: int, fn, f: float, last: dict, budget: float, peak: fl
     gfs = f * B / sec / 1e9
     print(
         f"{variant:34s} {B:5d} {B / sec:8.1f} {1000 * sec:9.1f} {1000 * sec / B:9.2f} "
-        f"{f / 1e9:8.3f} {gfs:8.1f} {100 * gfs / peak:6.1f} {n:3d}"
+        f"{f / 1e9:8.3f} {gfs:8.1f} {100 * gfs / peak:6.1f} {n:3d} {cams(B / sec)}"
     )
 
 
@@ -268,7 +324,8 @@ def _worker(preset: str, frames: int, budget: float, onnx: bool, barrier, queue)
         onnx_dir = export_tmp(model, cfg, tmp) if onnx else None
         rows = predict_rows(model, cfg, batches(preset)[-1], frames, onnx_dir)
         barrier.wait()  # every process measures at the same time
-        queue.put({k: frames / measure(fn, budget)[0] for k, fn in rows.items() if "stream" in k})
+        plain = {k: fn for k, fn in rows.items() if k.endswith(f"stream ({frames} fr)")}
+        queue.put({k: frames / measure(fn, budget)[0] for k, fn in plain.items()})
 
 
 def bench_parallel(preset: str, workers: int, args) -> None:
@@ -287,7 +344,11 @@ def bench_parallel(preset: str, workers: int, args) -> None:
     print(f"\n== {workers} processes x 1 thread at once, preset {preset}, batch {B} ==")
     for k in res[0]:
         each = ", ".join(f"{r[k]:.1f}" for r in res)
-        print(f"{k:34s} aggregate {sum(r[k] for r in res):7.1f} fps (per process: {each})")
+        total = sum(r[k] for r in res)
+        print(
+            f"{k:34s} aggregate {total:7.1f} fps, {total / CAMERA_FPS / workers:.2f} cameras "
+            f"per core (per process: {each})"
+        )
 
 
 def main() -> None:
@@ -301,12 +362,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     ap.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime rows")
     ap.add_argument(
+        "--strides",
+        type=lambda t: [int(k) for k in t.split(",") if k],
+        default=[2, 4],
+        help="predict rows scoring every k-th frame (score.stride), comma-separated",
+    )
+    ap.add_argument(
         "--workers", type=int, default=-1, help="parallel 1-thread processes (-1: one per core)"
     )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
+    CORES[0] = min(threads, cpu_cores())
     peak, how = cpu_peak(threads)
     isa = torch.backends.cpu.get_cpu_capability()
     print(f"torch {torch.__version__}, {threads} threads, ISA {isa}")

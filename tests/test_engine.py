@@ -138,3 +138,40 @@ def test_engine_refuses_a_gain_it_was_not_given(trained_run):
     _, model = load_trained(trained_run)
     with pytest.raises(ValueError, match="score.gain = 5"):
         ScoreEngine(ScoreProtocol(gain=5), TorchForward(model, "fp32", "cpu"), 3)
+
+
+class Counting:
+    """A clip backend that counts the windows it is given."""
+
+    precision, streams = "fp32", False
+
+    def __init__(self, fw: TorchForward) -> None:
+        self.fw, self.windows = fw, 0
+
+    def __call__(self, X):
+        self.windows += len(X)
+        return self.fw(X)
+
+
+@pytest.mark.parametrize(
+    ("edge", "stride", "batch"), [("clamp", 3, 1), ("clamp", 4, 4), ("copy", 2, 3)]
+)
+def test_stride_scores_every_kth_frame_and_the_rest_linear_in_between(
+    exported, video, edge, stride, batch
+):
+    cfg = load_run_config(exported)
+    T, r, n = cfg.model_T, cfg.model_T // 2, len(video)
+    base = ScoreProtocol.from_config(cfg).replace(edge=edge, gain=0)
+    fw = TorchForward(load_trained(exported)[1], "fp32", "cpu")
+    full = ScoreEngine(base, fw, T, batch_size=batch).score_video(video)[0]
+    last = n - 1 - r if edge == "copy" else n - 1  # the last full window
+    scored = [i for i in range(last + 1) if i % stride == 0 or (edge == "copy" and i <= r)]
+    want = np.interp(np.arange(n), scored, full[scored])  # flat past the ends: copies, holds
+    counting = Counting(fw)
+    engine = ScoreEngine(base.replace(stride=stride), counting, T, batch_size=batch)
+    got, maps = engine.score_video(video, keep_maps=True)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+    assert counting.windows == len([i for i in scored if edge == "clamp" or i >= r])
+    assert maps.shape == (n, *video.shape[1:3])
+    stream = ScoreEngine(base.replace(stride=stride), fw, T, batch_size=batch, stream=True)
+    np.testing.assert_allclose(pushed(stream, list(video)), want, rtol=0, atol=1e-5)

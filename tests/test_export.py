@@ -58,3 +58,26 @@ def test_export_matches_torch_and_predict_backend(run_copy, synth_root, tmp_path
         Detector.from_run(run_copy, backend="onnxruntime")
     with pytest.raises(ValueError, match="fp32"):
         Detector.from_run(run_copy, backend="onnxruntime", precision="bf16")
+
+
+def test_onnx_graphs_of_a_fast_path_model(tiny_cfg, tmp_path):
+    """The graphs of a model on the fast path (as created, as the bench uses it) export and
+    match it, and the model stays on the fast path."""
+    import torch
+
+    from ddlvad.infer.export import onnx_graphs, save_onnx
+    from ddlvad.models import create_model
+    from ddlvad.scoring.backends import OrtForward
+
+    model = create_model(tiny_cfg).eval()
+    fast = [m.fast for m in model.modules() if hasattr(m, "fast")]
+    assert fast and all(fast)
+    for name, module, args, names in onnx_graphs(model, tiny_cfg):
+        save_onnx(tmp_path / name, module, args, names, {})
+    assert all(m.fast for m in model.modules() if hasattr(m, "fast"))
+    d = tiny_cfg.data
+    X = torch.rand(2, d.channels, model.T, d.height, d.width)
+    with torch.inference_mode():
+        want = model(X)
+    got = OrtForward(tmp_path / "model.onnx")(X)
+    assert float((got - want).abs().max()) <= TOLERANCE

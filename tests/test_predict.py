@@ -255,3 +255,21 @@ def test_precision_auto_follows_native_bf16(monkeypatch):
     assert d.resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(ValueError, match="precision"):
         d.resolve_precision("fp16", "cpu")
+
+
+def test_stride_runs_through_test_and_predict_alike_and_is_recorded(run_copy, synth_root, tmp_path):
+    cache = f"data.cache_dir={tmp_path / 'cache'}"
+    run = ["--run", str(run_copy), "--quiet"]
+    assert main(["test", *run, "--root", str(synth_root), "--stride", "3", "--set", cache]) == 0
+    metrics = json.loads((run_copy / "metrics.json").read_text())
+    assert metrics["protocol"]["stride"] == 3
+    ref = [r for r in _csv(run_copy / "scores.csv") if r["video"] == "02"]
+    frames02 = synth_root / "testing" / "frames" / "02"
+    out = tmp_path / "p"
+    argv = ["predict", str(frames02), "--out", str(out), "--precision", "fp32", "--stride", "3"]
+    assert main([*argv, *run]) == 0
+    assert json.loads((out / "summary.json").read_text())["stride"] == 3
+    raw = [r["raw"] for r in _csv(out / "scores.csv")]
+    assert raw == [r["raw"] for r in ref]
+    r0, r1, r3 = (float(raw[i]) for i in (0, 1, 3))
+    assert r0 != r3 and r1 == pytest.approx((2 * r0 + r3) / 3, rel=1e-5)  # linear in between

@@ -89,7 +89,7 @@ class TrainConfig:
     gamma: float = 0.5
     seed: int = 0
     workers: int = 0
-    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    threads: int = 0  # torch intra-op threads; 0 = the free cores, following the load
     max_steps: int = 0  # 0 = no cap (smoke runs use a cap)
     device: str = "auto"
     amp: bool = False  # bf16 autocast for the forward passes (GPU, or a CPU with bf16)
@@ -116,6 +116,7 @@ class ScoreConfig:
     # the pseudo-anomalous pass of every step
     bn: str = "clean"
     gain: int = 0  # N > 0: calibrate test brightness to training's over the last N frames
+    stride: int = 1  # k > 1: the network scores every k-th frame; linear in between
 
 
 # What ``train --resume`` may change in a run's config: where its data is found, how far

@@ -99,7 +99,7 @@ RULES: list[Rule] = [
     ("train.gamma", _in_range(0, INF, lo_open=True), "a finite number > 0"),
     ("train.seed", _int_at_least(0), "an integer >= 0"),
     ("train.workers", _int_at_least(0), "an integer >= 0"),
-    ("train.threads", _int_at_least(0), "an integer >= 0 (0 = torch's default)"),
+    ("train.threads", _int_at_least(0), "an integer >= 0 (0 = the free cores)"),
     ("train.max_steps", _int_at_least(0), "an integer >= 0 (0 = no cap)"),
     ("train.ema", _in_range(0, 1, hi_open=True), "an EMA decay in [0, 1) (0 = off)"),
     (
@@ -113,6 +113,7 @@ RULES: list[Rule] = [
     ("score.weights", _one_of("ema", "last"), "ema or last"),
     ("score.bn", _one_of("clean", "trained"), "clean or trained"),
     ("score.gain", _int_at_least(0), "frames in the running brightness mean, >= 0 (0 = off)"),
+    ("score.stride", _int_at_least(1), "an integer >= 1 (1 = every frame)"),
     ("calib.holdout", _in_range(0, 1, hi_open=True), "a fraction in [0, 1)"),
     ("calib.quantile", _in_range(0, 1, True, True), "a quantile in (0, 1)"),
 ]

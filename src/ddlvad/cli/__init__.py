@@ -64,5 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     from ddlvad.errors import run_entry
+    from ddlvad.scoring.threads import prepare_openmp
+
+    prepare_openmp()  # before any verb imports torch
 
     return run_entry(f"ddlvad {args.verb}", lambda: args.fn(args))

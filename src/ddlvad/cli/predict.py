@@ -71,29 +71,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="median filter window in frames, 0 or 1 = off (default: the run's); an even "
         "window takes one more frame before each frame than after it",
     )
+    p.add_argument(
+        "--stride",
+        type=count,
+        help="the network scores every K-th frame, the frames in between take the linear mix of "
+        "the two scores (they wait for the next one; default: the run's score.stride, 1 = "
+        "every frame)",
+    )
     p.add_argument("--batch-size", type=count, default=0, help="default: the run's score batch")
-    p.add_argument("--threads", type=count, default=0, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--threads",
+        type=count,
+        default=0,
+        help="torch threads (default: the free cores of this process's CPU set, following "
+        "the load)",
+    )
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, auto, ...)")
     p.add_argument("--quiet", action="store_true", help="no per-video / per-second lines")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ddlvad.api import Run
     from ddlvad.infer.predict import output_dir, resolve_input, run_predict
     from ddlvad.rundir import check_threshold, pick_device, warn_if_training
+    from ddlvad.scoring.threads import govern
 
     if args.threshold is not None:
         check_threshold(args.threshold, "--threshold")
     resolve_run(args, "predict")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    govern(args.threads)
     kind, target = resolve_input(args.input, args.live)
     output_dir(args)  # refuse an output folder in or above the run before any work
     warn_if_training(args.run)
     run = Run(args.run)
-    protocol = run.protocol().replace(median=args.median)
+    protocol = run.protocol().replace(median=args.median, stride=args.stride or None)
     det = run.detector(
         backend=args.backend,
         precision=args.precision,

@@ -36,6 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "frames (causal; 0 = off)",
     )
     g.add_argument(
+        "--stride",
+        type=int,
+        metavar="K",
+        help="the network scores every K-th frame; the frames in between take the linear mix "
+        "of the two scores (1 = every frame)",
+    )
+    g.add_argument(
         "--pixel-stride", type=int, default=2, help="pixel AUC: every Nth row/column (1 = all)"
     )
     g.add_argument(
@@ -70,8 +77,10 @@ def _test_scenes(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ddlvad.api import Run
+    from ddlvad.scoring.threads import govern
 
     resolve_run(args, "test")
+    govern()  # the free cores, following the load
     if scene_dirs(args.run):  # a --scene all folder: one run per scene
         return _test_scenes(args)
     cfg, protocol = scoring(args, args.run)
@@ -87,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"protocol: patch {s.patch}{' + shifted grid' if s.shifted else ''} | "
         f"median {s.median or 'off'} | per-video min-max {'on' if s.normalize else 'off'} | "
-        f"edge {s.edge}"
+        f"edge {s.edge}" + (f" | stride {s.stride}" if s.stride > 1 else "")
     )
     print(
         f"frame AUC micro {100 * m['frame_auc_micro']:.2f} | "

@@ -16,6 +16,7 @@ video through the scoring engine, the run's protocol, each backend) must stay wi
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,11 @@ def _diffs(model, forward: Backend, cfg, stream: bool) -> dict[str, float]:
 
 
 def onnx_graphs(model: torch.nn.Module, cfg) -> list[tuple[str, Any, tuple, tuple]]:
-    """(file name, module, example inputs, (input names, output names)) per graph."""
+    """(file name, module, example inputs, (input names, output names)) per graph.
+
+    The modules are an eval-mode copy of ``model`` on the reference kernels: the exporter
+    cannot trace the fast path's merged weights, and ``model`` itself is left as it was."""
+    model = set_fast_path(copy.deepcopy(model), False).eval()
     d, T = cfg.data, model.T
     X = torch.rand(2, d.channels, T, d.height, d.width)  # (B, C, T, H, W)
     graphs = [(ONNX_FILE, model, (X,), (["clips"], ["recon"]))]
@@ -139,8 +144,6 @@ def export_onnx(run_dir: str | Path, *, check: bool = True) -> dict[str, Any]:
     run_dir = Path(run_dir)
     ckpt: dict[str, Any] = {}
     cfg, model = load_trained(run_dir, info=ckpt)
-    # the reference kernels: the exporter cannot trace the fast path's merged weights
-    set_fast_path(model, False)
     require_onnx()
     d, T = cfg.data, model.T
     meta = {"ddlvad_fingerprint": cfg.fingerprint(), "ddlvad_run": run_dir.resolve()}

@@ -317,6 +317,7 @@ def run_predict(args: argparse.Namespace, det: Detector, kind: str, target: Any)
         "threshold": det.threshold,
         "threshold_source": det.threshold_source,
         "median": det.protocol.median,
+        "stride": det.protocol.stride,  # the network scored every stride-th frame
         "median_rule": "causal (last N scores)" if kind == "live" else "centred (as ddlvad test)",
         "batch_size": det.batch_size,
         "checkpoint": det.checkpoint,  # the weights scored: file, epoch, step, sha256

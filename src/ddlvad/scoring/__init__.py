@@ -6,7 +6,8 @@ one score per frame out, whole videos or pushed frame by frame) with its steps: 
 ``gain`` (brightness), ``post`` (median, normalisation, alert ranges). Then ``metrics``
 (frame and pixel AUC, EER, AP), ``evaluate`` (scores.csv, metrics.json), ``outputs`` (those
 files published together and checked to belong together), ``protocols`` (every protocol side
-by side from one pass) and ``reconstruct`` (a torch model over a video).
+by side from one pass), ``reconstruct`` (a torch model over a video) and ``threads``
+(torch's thread count and OpenMP's wait policy on a shared CPU).
 
 This file holds only the names the command line offers (imported by ``ddlvad --help``, so
 nothing heavy).

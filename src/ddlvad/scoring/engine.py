@@ -10,7 +10,9 @@ Each frame goes through, in order: the brightness gain (``score.gain``), the T-w
 on it (``SlidingWindow``: edge frames by the edge rule), the backend's forward (``clip``:
 the network on each window, torch or onnxruntime; ``stream``: each frame encoded once and
 reused by every window, C3DSU only), the error map and the patch max; under the ``copy``
-rule the edge frames then take the nearest full window's score and error map.
+rule the edge frames then take the nearest full window's score and error map. Under
+``score.stride`` k > 1 only every k-th window goes through the network; the frames between
+two scored ones take the linear mix of their scores and error maps.
 
 Both modes share every step: ``score_video`` pushes the frames through a session, batching
 the windows in order (``batch_size`` at a time) as a session fed frame by frame does, and
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 
 from ddlvad.data.clips import to_tensor
+from ddlvad.scoring import threads
 from ddlvad.scoring.backends import Backend
 from ddlvad.scoring.frame import error_map, patch_max
 from ddlvad.scoring.gain import Gain, gain_for_run
@@ -192,6 +195,8 @@ class Session:
         self.frames: dict[int, np.ndarray] = {}
         self.meta: dict[int, Any] = {}
         self.pending: deque[Window] = deque()
+        self.todo = 0  # pending windows the network scores (``stride``)
+        self.done = False  # the stream has ended (``finish``)
         self.last: Scored | None = None
 
     def push(self, frame: np.ndarray, meta: Any = None) -> None:
@@ -205,34 +210,83 @@ class Session:
         if self.gain is not None:
             frame = self.gain.push(frame)
         self.frames[i], self.meta[i] = frame, meta
-        self.pending.extend(self.window.push())
+        for w in self.window.push():
+            self.pending.append(w)
+            self.todo += self._scores(w[0])
+
+    def _scores(self, c: int) -> bool:
+        """Whether the network scores frame ``c`` (``stride``: else it holds the last score);
+        the first window always is."""
+        k = self.engine.protocol.stride
+        return k == 1 or c % k == 0 or (c == self.window.r and self.window.edge == "copy")
 
     def ready(self) -> bool:
-        """A full batch of windows waits."""
-        return len(self.pending) >= self.engine.batch_size
+        """A full batch of windows to score waits."""
+        return self.todo >= self.engine.batch_size
 
     def run(self) -> list[Scored]:
-        """Score up to one batch of pending windows (a partial batch when fewer wait)."""
-        if not self.pending:
+        """Score up to one batch of pending windows (a partial batch when fewer wait) and
+        emit them with the frames between them (``stride``: linear in between)."""
+        batch = self._take()
+        scored = [w for w in batch if self._scores(w[0])]
+        results = dict(zip((c for c, _ in scored), self._forward(scored), strict=True))
+        out: list[Scored] = []
+        gap: list[int] = []  # frames between the last scored frame and the next
+        for c, _ in batch:
+            if c not in results:
+                gap.append(c)
+                continue
+            raw, e = results[c]
+            out += self._bridge(gap, c, raw, e)
+            gap = []
+            if c == self.window.r and self.window.edge == "copy":  # the left edge frames
+                out += [self._scored(j, raw, e) for j in range(c)]
+            out.append(self._scored(c, raw, e))
+            self.last = out[-1]
+        if gap:  # end of stream: no scored frame follows, they hold the last score
+            out += [self._scored(j, self.last.raw, self.last.error) for j in gap]
+            self.last = out[-1]
+        self._evict()
+        return out
+
+    def _take(self) -> list[Window]:
+        """Up to one batch of windows to score, in order, with the frames between them; the
+        frames after the last one wait for the next scored frame (until the stream ends)."""
+        batch: list[Window] = []
+        n = 0
+        while self.pending and n < self.engine.batch_size:
+            batch.append(self.pending.popleft())
+            n += self._scores(batch[-1][0])
+        while not self.done and batch and not self._scores(batch[-1][0]):
+            self.pending.appendleft(batch.pop())
+        self.todo -= n
+        return batch
+
+    def _bridge(self, gap: list[int], c: int, raw: float, e: np.ndarray | None) -> list[Scored]:
+        """The frames ``gap`` between the last scored frame and ``c``: score (and error map)
+        linear between the two."""
+        a, out = self.last, []
+        for j in gap:
+            w = (j - a.index) / (c - a.index)
+            mix = None if e is None else ((1 - w) * a.error + w * e).astype(e.dtype)
+            out.append(self._scored(j, (1 - w) * a.raw + w * raw, mix))
+        return out
+
+    def _forward(self, batch: list[Window]) -> list[tuple[float, np.ndarray | None]]:
+        """(raw score, error map when kept) of each window of ``batch`` through the network."""
+        if not batch:
             return []
-        n = min(self.engine.batch_size, len(self.pending))
-        batch = [self.pending.popleft() for _ in range(n)]
+        threads.tick()  # the thread count follows the load (when governed)
         with torch.inference_mode():
             s, err = self.engine.frame_scores(*self.forward(batch, self.frames), self.mask)
         s = s.float().cpu().numpy()
-        errs = err.float().cpu().numpy() if self.keep else [None] * n
-        out: list[Scored] = []
-        for (c, _), raw, e in zip(batch, s, errs, strict=True):
-            if c == self.window.r and self.window.edge == "copy":  # the left edge frames
-                out += [self._scored(j, float(raw), e) for j in range(c)]
-            out.append(self._scored(c, float(raw), e))
-        self.last = out[-1]
-        self._evict()
-        return out
+        errs = err.float().cpu().numpy() if self.keep else [None] * len(batch)
+        return [(float(r), e) for r, e in zip(s, errs, strict=True)]
 
     def finish(self) -> list[Scored]:
         """End of stream: score everything left, then the right-edge frames."""
         self.pending.extend(self.window.finish())
+        self.done = True
         out = []
         while self.pending:
             out += self.run()

@@ -10,7 +10,11 @@ grid of ``patch`` x ``patch`` cells (``shifted``: also over the grid shifted by 
 ``median``: the median filter window (17 in the paper, 0 = off); ``normalize``: per-video
 min-max of the final scores; ``edge``: how the first and last T//2 frames (no full T-window)
 are scored (``EDGE_RULES``); ``gain``: frames in the running brightness mean that calibrates
-footage to the training footage's (``ddlvad.scoring.gain``, 0 = off).
+footage to the training footage's (``ddlvad.scoring.gain``, 0 = off); ``stride``: the
+network scores every ``stride``-th frame (frame 0, k, 2k, ...; under ``copy`` also the first
+full window); the frames between two scored frames take the linear mix of their scores and
+error maps (so a live stream's frames wait for the next scored frame: up to stride - 1 frames
+more latency), the frames after the last one hold its score (1 = every frame).
 
 A protocol comes from a config (``from_config``: ``cfg.score``) or from a verb's flags
 (``replace``). Its record (``record``: the fields as a flat dict) is written into
@@ -67,10 +71,11 @@ class ScoreProtocol:
     normalize: bool = False
     edge: str = "clamp"
     gain: int = 0
+    stride: int = 1
 
     def __post_init__(self) -> None:
         check_edge(self.edge)
-        for name, low in (("patch", 1), ("median", 0), ("gain", 0)):
+        for name, low in (("patch", 1), ("median", 0), ("gain", 0), ("stride", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"score.{name} must be an integer >= {low}, got {value!r}")
@@ -115,8 +120,9 @@ class ScoreProtocol:
 
     def describe(self) -> str:
         """``"patch 8, shifted False, ..., gain 0"`` (the alert score's fields for an alert
-        protocol, every field otherwise)."""
-        keys = [k for k in self.names() if k != "normalize" or self.normalize]
+        protocol, every field otherwise; ``stride`` only when it is not 1)."""
+        hidden = {"normalize": not self.normalize, "stride": self.stride == 1}
+        keys = [k for k in self.names() if not hidden.get(k)]
         return ", ".join(f"{k} {getattr(self, k)}" for k in keys)
 
     def apply(self, cfg: Config) -> Config:

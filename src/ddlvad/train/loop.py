@@ -33,6 +33,7 @@ from ddlvad.rundir import (
     clear_run,
     read_summary,
 )
+from ddlvad.scoring import threads
 from ddlvad.train.data import make_clips, training_videos
 from ddlvad.train.distributed import (
     DistContext,
@@ -186,8 +187,7 @@ def train(
     """
     run_dir = Path(run_dir)
     tc = cfg.validate().train
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
+    threads.govern(tc.threads)  # 0: the free cores, re-checked while training (scoring.threads)
     seed_everything(tc.seed)
     ctx = init_distributed(tc.device)
     where = Progress()
@@ -357,6 +357,7 @@ def _run_epoch(
             ema.update()
         step += 1
         where.step = step
+        threads.tick()
         count_kinds(batch["kind"], counts)
         if logs is not None:
             row = log_row(parts, creator, opt, epoch, step, masked)
