@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,14 @@ class SourceError(ValueError):
 
 class SourceWarning(UserWarning):
     """Suspect input that can still be used (e.g. a video shorter than its container says)."""
+
+
+def warn_source(notes: list[str], stats: dict[str, Any], stacklevel: int = 4) -> None:
+    """Warn each note (``SourceWarning``) and record them in ``stats["warnings"]``."""
+    for note in notes:
+        warnings.warn(note, SourceWarning, stacklevel=stacklevel)
+    if notes:
+        stats["warnings"] = notes
 
 
 def shown(path: str | Path) -> str:

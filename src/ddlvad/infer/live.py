@@ -26,7 +26,6 @@ import csv
 import signal
 import threading
 import time
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ddlvad.data.sources import SourceError, SourceWarning
+from ddlvad.data.sources import SourceError, warn_source
 from ddlvad.infer.capture import Grabber, is_file, open_capture
 from ddlvad.infer.detector import Detector
 from ddlvad.infer.overlay import OverlayWriter
@@ -277,7 +276,4 @@ def _stream_warnings(
             f"{target}: the source was lost and reopened {grab.reconnects} time(s) "
             f"(last error: {grab.last_error or '-'}); frame numbers run on across the gaps"
         )
-    for note in notes:
-        warnings.warn(note, SourceWarning, stacklevel=3)
-    if notes:
-        stats["warnings"] = notes
+    warn_source(notes, stats)

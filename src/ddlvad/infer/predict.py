@@ -23,7 +23,6 @@ import csv
 import io
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,10 @@ from ddlvad.data.sources import (
     IMAGE_EXTS,
     VIDEO_EXTS,
     SourceError,
-    SourceWarning,
     VideoFile,
     natural_key,
     open_source,
+    warn_source,
 )
 from ddlvad.infer import INPUT_HELP
 from ddlvad.infer.detector import Detector
@@ -159,10 +158,7 @@ def _input_warnings(path: Path, stats: dict[str, Any], T: int) -> None:
             f"{path}: {n} frame(s), fewer than the model's {T}-frame window: every window "
             f"repeats frames (edge rule), so its scores are unreliable"
         )
-    for note in notes:
-        warnings.warn(note, SourceWarning, stacklevel=3)
-    if notes:
-        stats["warnings"] = notes
+    warn_source(notes, stats)
 
 
 class _OverlayStage:
