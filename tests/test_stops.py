@@ -58,10 +58,23 @@ def test_non_finite_weights_are_never_saved(synth_root, tmp_path, monkeypatch):
     assert ck["step"] == 0 and all(torch.isfinite(t).all() for t in ck["model"].values())
 
 
+def _default_sigint() -> None:
+    # A suite started as a background job (`cmd &` without job control) inherits SIGINT
+    # ignored, and Python then keeps it ignored: give the child the default, as a terminal
+    # would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "ddlvad", *args]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        preexec_fn=_default_sigint,
+    )
 
 
 def _wait_rows(proc, log, n):
