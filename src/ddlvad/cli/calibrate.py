@@ -15,7 +15,7 @@ HELP = "re-calibrate a trained run's alert threshold (threshold.json)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ddlvad.cli.common import rate
+    from ddlvad.cli.common import add_rule_arguments, rate
 
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument(
@@ -34,9 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "hour of the normal footage",
     )
     p.add_argument("--fps", type=rate, default=0.0, help="frame rate of frame folders")
-    p.add_argument("--min-event", type=rate, default=0.5, help="as serve (seconds, 0.5)")
-    p.add_argument("--cooldown", type=rate, default=10.0, help="as serve (seconds, 10)")
-    p.add_argument("--max-event", type=rate, default=60.0, help="as serve (seconds, 60)")
+    add_rule_arguments(p)  # as serve's
 
 
 def run(args: argparse.Namespace) -> int:

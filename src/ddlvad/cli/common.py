@@ -46,6 +46,32 @@ def rate(text: str) -> float:
     return _number(text, float, 0.0, "a number >= 0")
 
 
+def add_rule_arguments(p: argparse.ArgumentParser) -> None:
+    """The alert rule's flags (``serve``, ``calibrate --alarms-per-hour``), with
+    ``RuleConfig``'s defaults."""
+    from ddlvad.serve.rules import RuleConfig
+
+    d = RuleConfig(threshold=0.0)
+    p.add_argument(
+        "--min-event",
+        type=rate,
+        default=d.min_event_s,
+        help=f"seconds an event must last to become an alert ({d.min_event_s:g})",
+    )
+    p.add_argument(
+        "--cooldown",
+        type=rate,
+        default=d.cooldown_s,
+        help=f"seconds after an alert during which new events are suppressed ({d.cooldown_s:g})",
+    )
+    p.add_argument(
+        "--max-event",
+        type=rate,
+        default=d.max_event_s,
+        help=f"an event longer than this is decided at that length, seconds ({d.max_event_s:g})",
+    )
+
+
 def preset_lines() -> list[tuple[str, str]]:
     """(name, first comment line) of each preset YAML in ``ddlvad/configs``, sorted by name."""
     out = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ddlvad.cli.common import add_run_or_model, count, rate, resolve_run
+from ddlvad.cli.common import add_rule_arguments, add_run_or_model, count, rate, resolve_run
 from ddlvad.scoring import ENGINES
 
 HELP = "watch cameras live: web dashboard, alerts to alerts.jsonl, webhook and command hooks"
@@ -37,9 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--exec", dest="exec_cmd", metavar="CMD", help="run CMD per alert (JSON on stdin)"
     )
     p.add_argument("--threshold", type=float, help="alert threshold (default: threshold.json)")
-    p.add_argument("--min-event", type=rate, default=0.5, help="seconds above threshold (0.5)")
-    p.add_argument("--cooldown", type=rate, default=10.0, help="seconds between alerts (10)")
-    p.add_argument("--max-event", type=rate, default=60.0, help="longest event, seconds (60)")
+    add_rule_arguments(p)
     p.add_argument("--zones", help="ignore zones: JSON or YAML file of polygons per camera")
     p.add_argument("--clip-seconds", type=rate, default=10.0, help="longest clip kept (10)")
     p.add_argument("--fps", type=rate, default=0.0, help="frame rate of streams (default 25)")

@@ -11,6 +11,7 @@ footage the budget rounds down: 1 alarm per hour on 10 minutes allows 0 alarms.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,13 +25,7 @@ CANDIDATES = 2000  # thresholds tried at most (quantiles of the scores when ther
 def live_scores(det: Detector, frames: Iterable[np.ndarray]) -> np.ndarray:
     """The alert scores ``serve`` gives one video's (h, w, 3) RGB frames: the engine's raw
     scores through the causal (live) median."""
-    sc = det.scorer()
-    raw: list[float] = []
-    for f in frames:
-        sc.push(det.prepare(f))
-        if sc.ready():
-            raw += [r.raw for r in sc.run()]
-    raw += [r.raw for r in sc.finish()]
+    raw = det.score(frames)
     med = det.pipeline.stream(live=True)
     return np.array([v for x in raw for _, v in med.push(x)], dtype=np.float64)
 
@@ -55,7 +50,7 @@ def threshold_for_rate(
         cand = np.unique(np.quantile(flat, np.linspace(0, 1, CANDIDATES)))[::-1]
 
     def alarms(thr: float) -> int:
-        cfg = RuleConfig(float(thr), rule.min_event_s, rule.cooldown_s, rule.max_event_s)
+        cfg = replace(rule, threshold=float(thr))
         return sum(count_alerts(s, fps[n], cfg) for n, s in scores.items())
 
     best, best_n = float(cand[0]), 0  # at the highest score nothing is above: 0 alarms
