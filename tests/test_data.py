@@ -1,6 +1,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 from scipy.io import savemat
 
 from ddlvad.data.cache import FrameCache
@@ -9,7 +10,7 @@ from ddlvad.data.labels import ranges_to_labels, read_range_mat, read_ucsd_m
 from ddlvad.data.layouts import load_dataset
 from ddlvad.data.sources import FrameFolder, SourceError, VideoFile, natural_key, open_source
 from ddlvad.data.synthetic import SceneSpec, generate
-from ddlvad.train.clips import TrainClips
+from ddlvad.train.clips import TrainClips, translate
 from tests.conftest import TINY_SPEC
 
 
@@ -129,6 +130,42 @@ def test_clips_shapes_edges_and_T_checks():
         TrainClips([video], 4)
     with pytest.raises(ValueError, match="shorter than T"):
         TrainClips([video[:2]], 3, names=["short"])
+
+
+def test_balanced_clips_give_each_video_an_equal_share_that_moves_each_epoch():
+    long, short = np.zeros((101, 4, 4, 1), np.uint8), np.zeros((11, 4, 4, 1), np.uint8)
+    clips = TrainClips([long, short], 3, balance=True)
+    plain = TrainClips([long, short], 3)
+    assert len(clips) >= len(plain)  # the epoch keeps its length (rounded up per video)
+    per = [sum(1 for vi, _ in clips.index if vi == k) for k in (0, 1)]
+    assert per[0] == per[1]
+    assert all(1 <= t <= 99 for vi, t in clips.index if vi == 0)
+    assert all(1 <= t <= 9 for vi, t in clips.index if vi == 1)
+    first = {t for vi, t in clips.index if vi == 0}
+    seen = set(first)
+    for epoch in (1, 2, 3):
+        clips.set_epoch(epoch)
+        seen |= {t for vi, t in clips.index if vi == 0}
+    assert len(seen) > len(first)  # thinned video: other frames in later epochs
+
+
+def test_shifted_clips_move_frames_and_mask_together():
+    video = np.zeros((12, 16, 16, 1), np.uint8)
+    video[:, 6:10, 6:10] = 255
+    clips = TrainClips([video], 3, shift=3, seed=5)
+    assert torch.equal(clips[0]["X"], clips[0]["X"])  # repeatable: (seed, epoch, clip) only
+    moves = set()
+    for i in range(len(clips)):
+        ys, xs = np.nonzero(clips[i]["X"][0, 1].numpy())
+        assert len(ys) == 16  # the square moved whole (it stays inside the frame)
+        moves.add((xs.min() - 6, ys.min() - 6))
+    assert len(moves) > 1 and all(abs(dx) <= 3 and abs(dy) <= 3 for dx, dy in moves)
+    M = torch.zeros(1, 3, 16, 16)
+    M[..., 6:10, 6:10] = 1
+    out = translate(M, 2, -1, fill=0.0)
+    assert out.sum() == 48 and out[0, 0, 5, 8] == 1 and out[0, 0, 9, 8] == 0
+    edge = translate(torch.arange(4.0).view(1, 1, 1, 4), 1, 0)
+    assert edge.flatten().tolist() == [0.0, 0.0, 1.0, 2.0]  # replicated edge
 
 
 def _avi(path, n, size=(32, 24)):

@@ -97,6 +97,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the network f (inductor; needs a C++ compiler on CPU)
     fast: bool = True  # fast kernels (same maths; see models/blocks.py); false = reference
     ema: float = 0.0  # decay of a weight EMA kept for scoring (e.g. 0.999); 0 = off
+    balance: bool = False  # every training video the same share of an epoch
+    shift: int = 0  # each clip moved by up to this many pixels in x and y (augmentation)
 
 
 @dataclass

@@ -102,6 +102,7 @@ RULES: list[Rule] = [
     ("train.threads", _int_at_least(0), "an integer >= 0 (0 = the free cores)"),
     ("train.max_steps", _int_at_least(0), "an integer >= 0 (0 = no cap)"),
     ("train.ema", _in_range(0, 1, hi_open=True), "an EMA decay in [0, 1) (0 = off)"),
+    ("train.shift", _int_at_least(0), "an integer >= 0 (pixels)"),
     (
         "score.patch",
         lambda v, c: _int_at_least(1)(v, c) and v <= min(c.data.height, c.data.width),

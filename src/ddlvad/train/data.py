@@ -91,6 +91,10 @@ def make_clips(
             full_track_share=picker.coverage(lengths, T),
         )
     fit = data.fit
-    clips = TrainClips(list(fit.values()), T, picker, names=list(fit), seed=cfg.train.seed)
+    tc = cfg.train
+    clips = TrainClips(
+        list(fit.values()), T, picker, names=list(fit), seed=tc.seed, balance=tc.balance,
+        shift=tc.shift,
+    )  # fmt: skip
     info["clips"] = len(clips)
     return clips, info
