@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from ddlvad.data.cache import FrameCache
 from ddlvad.infer.detector import Detector
@@ -13,6 +14,7 @@ from ddlvad.infer.export import export_onnx
 from ddlvad.rundir import load_run_config, load_trained
 from ddlvad.scoring.backends import TorchForward, ort_forward
 from ddlvad.scoring.engine import ScoreEngine, engine_for_run
+from ddlvad.scoring.frame import error_map
 from ddlvad.scoring.post import ScorePipeline
 from ddlvad.scoring.protocol import ScoreProtocol
 
@@ -175,3 +177,15 @@ def test_stride_scores_every_kth_frame_and_the_rest_linear_in_between(
     assert maps.shape == (n, *video.shape[1:3])
     stream = ScoreEngine(base.replace(stride=stride), fw, T, batch_size=batch, stream=True)
     np.testing.assert_allclose(pushed(stream, list(video)), want, rtol=0, atol=1e-5)
+
+
+def test_power_squares_the_error_map_and_is_recorded():
+    x, y = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
+    y[0, :, 0, 0] = 2.0  # distance sqrt(12) at one pixel
+    assert torch.isclose(error_map(x, y)[0, 0, 0], torch.tensor(12.0).sqrt())
+    assert torch.isclose(error_map(x, y, 2)[0, 0, 0], torch.tensor(12.0))
+    p = ScoreProtocol(power=2)
+    assert "power 2" in p.describe() and "power" not in ScoreProtocol().describe()
+    assert ScoreProtocol.from_record({"patch": 16}, p).power == 2  # old records: as compared
+    with pytest.raises(ValueError, match="score.power"):
+        ScoreProtocol(power=0)

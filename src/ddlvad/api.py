@@ -17,6 +17,7 @@ of a shipped model. Work over many runs (grids, sweeps, one run per scene) is in
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,6 +146,24 @@ class Run:
         result.update(det.protocol.alert().record())
         with claim_run(self.path):
             return save_threshold(self.path, result)
+
+    def check(
+        self, *, root: str | None = None, write: bool = True, progress: bool = True
+    ) -> dict[str, Any]:
+        """The health record of the model from its normal footage (``ddlvad.health.check``;
+        ``root``: where that footage is, when not at the run's ``data.root``); written to
+        health.json when ``write``."""
+        from ddlvad.health.check import check_run
+        from ddlvad.io import atomic_write_text
+        from ddlvad.rundir import HEALTH
+
+        cfg = self.config()
+        if root:
+            cfg.data.root = root
+        record = check_run(self.path, cfg, progress=progress)
+        if write:
+            atomic_write_text(self.path / HEALTH, json.dumps(record, indent=2) + "\n")
+        return record
 
     def detector(self, **kwargs: Any) -> Detector:
         """A ``Detector`` over this run (keywords: those of ``Detector.from_run``)."""

@@ -119,6 +119,7 @@ class ScoreConfig:
     bn: str = "clean"
     gain: int = 0  # N > 0: calibrate test brightness to training's over the last N frames
     stride: int = 1  # k > 1: the network scores every k-th frame; linear in between
+    power: int = 1  # error map = Euclidean distance ** power (1: the paper; 2: squared)
 
 
 # What ``train --resume`` may change in a run's config: where its data is found, how far

@@ -115,6 +115,7 @@ RULES: list[Rule] = [
     ("score.bn", _one_of("clean", "trained"), "clean or trained"),
     ("score.gain", _int_at_least(0), "frames in the running brightness mean, >= 0 (0 = off)"),
     ("score.stride", _int_at_least(1), "an integer >= 1 (1 = every frame)"),
+    ("score.power", lambda v, c: _int_at_least(1)(v, c) and v <= 4, "an integer in [1, 4]"),
     ("calib.holdout", _in_range(0, 1, hi_open=True), "a fraction in [0, 1)"),
     ("calib.quantile", _in_range(0, 1, True, True), "a quantile in (0, 1)"),
 ]

@@ -52,6 +52,7 @@ SCORES = "scores.csv"
 SCORES_SIDECAR = "scores.csv.json"
 METRICS = "metrics.json"
 PROTOCOLS = "protocols.json"
+HEALTH = "health.json"  # ddlvad check
 PLOTS = "plots"
 SIGMA_PLOT = Path(PLOTS) / "sigma_trajectory.png"
 REPORT = "report.html"

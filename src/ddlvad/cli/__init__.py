@@ -16,6 +16,7 @@ from ddlvad import __version__
 from ddlvad.cli import (
     ablate,
     calibrate,
+    check,
     demo,
     export,
     info,
@@ -32,6 +33,7 @@ VERBS: dict[str, ModuleType] = {
     "train": train,
     "test": test,
     "calibrate": calibrate,
+    "check": check,
     "info": info,
     "tracks": tracks,
     "demo": demo,

@@ -43,6 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "of the two scores (1 = every frame)",
     )
     g.add_argument(
+        "--power",
+        type=int,
+        choices=[1, 2, 3, 4],
+        help="error map = Euclidean distance to this power (1: the paper; 2: squared error)",
+    )
+    g.add_argument(
         "--pixel-stride", type=int, default=2, help="pixel AUC: every Nth row/column (1 = all)"
     )
     g.add_argument(
@@ -96,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"protocol: patch {s.patch}{' + shifted grid' if s.shifted else ''} | "
         f"median {s.median or 'off'} | per-video min-max {'on' if s.normalize else 'off'} | "
-        f"edge {s.edge}" + (f" | stride {s.stride}" if s.stride > 1 else "")
+        f"edge {s.edge}"
+        + (f" | stride {s.stride}" if s.stride > 1 else "")
+        + (f" | power {s.power}" if s.power > 1 else "")
     )
     print(
         f"frame AUC micro {100 * m['frame_auc_micro']:.2f} | "

@@ -168,7 +168,7 @@ class ScoreEngine:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) patch-max scores and (B, H, W) error maps of (X^t, f(X)), both (B, C, H, W);
         ``mask`` (H, W) weighs the error map first."""
-        err = error_map(x_t.to(y.device), y)  # (B, H, W)
+        err = error_map(x_t.to(y.device), y, self.protocol.power)  # (B, H, W)
         if mask is not None:
             err = err * mask.to(err.device, err.dtype)
         return patch_max(err, self.protocol.patch, self.protocol.shifted), err

@@ -1,7 +1,8 @@
 """The engine's frame score: reconstruction error map, then the patch max (paper, Sec. 3.4).
 
-error map e = ||X^t - f(X)||_2 over channels; frame score = the highest mean over a grid of
-patch x patch cells, optionally also over the grid shifted by patch/2 (the authors' code).
+error map e = ||X^t - f(X)||_2 over channels (to the protocol's ``power``); frame score = the
+highest mean over a grid of patch x patch cells, optionally also over the grid shifted by
+patch/2 (the authors' code).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import torch
 import torch.nn.functional as F
 
 
-def error_map(x_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) x2 -> (B, H, W) per-pixel Euclidean distance over channels."""
-    return torch.linalg.vector_norm(x_t - y, dim=1)
+def error_map(x_t: torch.Tensor, y: torch.Tensor, power: int = 1) -> torch.Tensor:
+    """(B, C, H, W) x2 -> (B, H, W) per-pixel Euclidean distance over channels, to ``power``."""
+    d = torch.linalg.vector_norm(x_t - y, dim=1)
+    return d if power == 1 else d**power
 
 
 def patch_max(err: torch.Tensor, patch: int = 16, shifted: bool = False) -> torch.Tensor:

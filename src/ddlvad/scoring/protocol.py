@@ -5,16 +5,18 @@ one object, ``ScoreProtocol``, which the engine (``ddlvad.scoring.engine``) appl
     raw score --post-processing steps (median)--> alert score   (threshold.json's threshold)
     alert score --per-video min-max (normalize; ``ddlvad test`` only)--> final score
 
-error map e = ||X^t - f(X)||_2 over channels (B, H, W); frame score = the highest mean over a
-grid of ``patch`` x ``patch`` cells (``shifted``: also over the grid shifted by patch/2);
-``median``: the median filter window (17 in the paper, 0 = off); ``normalize``: per-video
-min-max of the final scores; ``edge``: how the first and last T//2 frames (no full T-window)
-are scored (``EDGE_RULES``); ``gain``: frames in the running brightness mean that calibrates
-footage to the training footage's (``ddlvad.scoring.gain``, 0 = off); ``stride``: the
-network scores every ``stride``-th frame (frame 0, k, 2k, ...; under ``copy`` also the first
-full window); the frames between two scored frames take the linear mix of their scores and
-error maps (so a live stream's frames wait for the next scored frame: up to stride - 1 frames
-more latency), the frames after the last one hold its score (1 = every frame).
+error map e = ||X^t - f(X)||_2 ** ``power`` over channels (B, H, W) (the paper: power 1; power
+2, the squared error, weighs a few large errors above many small ones); frame score = the
+highest mean over a grid of ``patch`` x ``patch`` cells (``shifted``: also over the grid
+shifted by patch/2); ``median``: the median filter window (17 in the paper, 0 = off);
+``normalize``: per-video min-max of the final scores; ``edge``: how the first and last T//2
+frames (no full T-window) are scored (``EDGE_RULES``); ``gain``: frames in the running
+brightness mean that calibrates footage to the training footage's (``ddlvad.scoring.gain``, 0
+= off); ``stride``: the network scores every ``stride``-th frame (frame 0, k, 2k, ...; under
+``copy`` also the first full window); the frames between two scored frames take the linear mix
+of their scores and error maps (so a live stream's frames wait for the next scored frame: up
+to stride - 1 frames more latency), the frames after the last one hold its score (1 = every
+frame).
 
 A protocol comes from a config (``from_config``: ``cfg.score``) or from a verb's flags
 (``replace``). Its record (``record``: the fields as a flat dict) is written into
@@ -72,10 +74,11 @@ class ScoreProtocol:
     edge: str = "clamp"
     gain: int = 0
     stride: int = 1
+    power: int = 1
 
     def __post_init__(self) -> None:
         check_edge(self.edge)
-        for name, low in (("patch", 1), ("median", 0), ("gain", 0), ("stride", 1)):
+        for name, low in (("patch", 1), ("median", 0), ("gain", 0), ("stride", 1), ("power", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"score.{name} must be an integer >= {low}, got {value!r}")
@@ -120,8 +123,10 @@ class ScoreProtocol:
 
     def describe(self) -> str:
         """``"patch 8, shifted False, ..., gain 0"`` (the alert score's fields for an alert
-        protocol, every field otherwise; ``stride`` only when it is not 1)."""
-        hidden = {"normalize": not self.normalize, "stride": self.stride == 1}
+        protocol, every field otherwise; ``stride`` and ``power`` only when they are not 1)."""
+        hidden = {
+            "normalize": not self.normalize, "stride": self.stride == 1, "power": self.power == 1
+        }  # fmt: skip
         keys = [k for k in self.names() if not hidden.get(k)]
         return ", ".join(f"{k} {getattr(self, k)}" for k in keys)
 
