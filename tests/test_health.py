@@ -75,3 +75,27 @@ def test_check_verb_on_a_trained_run(trained_run, capsys):
     assert json.loads((trained_run / "health.json").read_text())["health"] == rec["health"]
     assert main(["check", "--run", str(trained_run), "--quiet"]) == 0
     assert "health " in capsys.readouterr().out
+
+
+def test_train_seeds_keeps_the_healthiest_and_resumes(synth_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data", "synthetic", "--root", str(synth_root), "--preset", "tiny"]
+    args += ["--out", str(out), "--quiet", "--seeds", "2", "--set", "train.max_steps=3"]
+    args += [f"data.cache_dir={tmp_path / 'cache'}", "train.seed=4"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    seeds = {r["seed"]: r["health"] for r in summary["seeds"]}
+    assert set(seeds) == {4, 5}
+    best = max(seeds, key=lambda s: (seeds[s], -s))
+    assert summary["chosen_seed"] == best and summary["health"]["health"] == seeds[best]
+    on_disk = json.loads((out / "train_summary.json").read_text())
+    assert on_disk["chosen_seed"] == best
+    chosen = out / "seeds" / f"seed_{best}" / "checkpoints" / "last.pt"
+    assert (out / "checkpoints" / "last.pt").read_bytes() == chosen.read_bytes()
+    assert f"seed: {best}" in (out / "config.yaml").read_text()
+    assert main(args) == 2  # a second run into the same folder is refused
+    assert "--resume" in capsys.readouterr().err
+    (out / "seeds" / "seed_5" / "health.json").unlink()  # a stop before the last check
+    assert main(args + ["--resume"]) == 0  # trains nothing again; checks seed 5 anew
+    again = json.loads(capsys.readouterr().out)
+    assert {r["seed"]: r["health"] for r in again["seeds"]} == seeds

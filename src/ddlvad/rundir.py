@@ -72,6 +72,7 @@ ARTIFACTS = (
     SCORES,
     SCORES_SIDECAR,
     METRICS,
+    HEALTH,
     PLOTS,
     REPORT,
     ONNX_FILE,

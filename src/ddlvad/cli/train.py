@@ -26,6 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="replace the run already in --out (only once the new config and data validated)",
     )
     p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train N seeds (train.seed, +1, ...) one after another under OUT/seeds/, check "
+        "each without labels (as ddlvad check) and keep the healthiest at OUT",
+    )
+    p.add_argument(
         "--nproc",
         type=int,
         default=1,
@@ -71,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--nproc {args.nproc}: expected a number of processes >= 1")
     if args.resume and args.overwrite:
         raise ValueError("--resume continues a run and --overwrite replaces it: pass one")
+    if args.seeds < 1 or (args.seeds > 1 and args.nproc > 1):
+        raise ValueError(f"--seeds {args.seeds}: expected N >= 1 (and one process: no --nproc)")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         from ddlvad.train.distributed import launch
 
@@ -84,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     if args.resume and (run_dir / CONFIG).exists():
         cfg = _resume_config(args, cfg, run_dir)
+    if cfg.data.scene == "all" and args.seeds > 1:
+        raise ValueError("--seeds picks among runs of one camera; --scene all trains several")
     if cfg.data.scene == "all":
         from ddlvad.experiments.scenes import train_scenes
 
@@ -91,6 +103,15 @@ def run(args: argparse.Namespace) -> int:
             cfg, run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
         )
         print(json.dumps({"runs": str(run_dir), "scenes": list(out)}, indent=2))
+        return 0
+    if args.seeds > 1:
+        from ddlvad.experiments.seeds import train_seeds
+
+        summary = train_seeds(
+            cfg, run_dir, args.seeds, resume=args.resume, overwrite=args.overwrite,
+            progress=not args.quiet,
+        )  # fmt: skip
+        print(json.dumps({"run": str(run_dir), **summary}, indent=2))
         return 0
     summary = Run(run_dir).train(
         cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
