@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ddlvad.config import Config
-from ddlvad.rundir import CONFIG, METRICS, SCORES, load_run_config
+from ddlvad.rundir import CONFIG, METRICS, SCORES, load_run_config, read_summary
 from ddlvad.scoring.protocol import ScoreProtocol
 
 if TYPE_CHECKING:
@@ -59,14 +59,31 @@ class Run:
     def train(
         self, cfg: Config, *, resume: bool = False, overwrite: bool = False, progress: bool = True
     ) -> dict[str, Any]:
-        """Train (or ``resume``) ``cfg`` into this folder; plot its sigma trajectory (the
-        main process, under DDP). Returns the training summary."""
+        """Train (or ``resume``) ``cfg`` into this folder; then (the main process, under DDP)
+        plot its sigma trajectory and check its health (``check``), which goes into
+        train_summary.json. Returns the training summary."""
         from ddlvad.report.plots import plot_run_sigma
         from ddlvad.train.loop import train
 
         summary = train(cfg, self.path, resume=resume, overwrite=overwrite, progress=progress)
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes
             plot_run_sigma(self.path, cfg)
+            if "health" not in read_summary(self.path):  # also after a stop in the check
+                summary = self._summarize_health(progress)
+        return summary
+
+    def _summarize_health(self, progress: bool) -> dict[str, Any]:
+        """Check the finished run; its health (short form) into train_summary.json."""
+        from ddlvad.health.check import short
+        from ddlvad.io import atomic_write_json
+        from ddlvad.rundir import TRAIN_SUMMARY
+
+        try:
+            health = short(self.check(progress=progress))
+        except ValueError as e:  # footage too short to check: the run stands, unchecked
+            health = {"health": None, "verdict": "unchecked", "advice": str(e)}
+        summary = {**read_summary(self.path), "health": health}
+        atomic_write_json(self.path / TRAIN_SUMMARY, summary)
         return summary
 
     def test(

@@ -20,6 +20,7 @@ from typing import Any
 
 from ddlvad.api import Run
 from ddlvad.config import Config
+from ddlvad.health.check import short
 from ddlvad.io import atomic_write_json
 from ddlvad.rundir import (
     CHECKPOINT,
@@ -73,7 +74,7 @@ def train_seeds(
         if not (run.path / TRAIN_SUMMARY).exists():
             run.train(c, resume=(run.path / CONFIG).exists(), progress=progress)
         health = _read(run.path / HEALTH) or run.check(progress=progress)
-        records.append({"seed": seed, "run": str(run.path), **_short(health)})
+        records.append({"seed": seed, "run": str(run.path), **short(health)})
     best = max(records, key=lambda r: (r["health"], -r["seed"]))  # ties: the lower seed
     return publish(Path(best["run"]), out, records)
 
@@ -102,8 +103,3 @@ def _read(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _short(health: dict[str, Any]) -> dict[str, Any]:
-    keys = ("health", "verdict", "kinds", "drift")
-    return {k: health[k] for k in keys if k in health}

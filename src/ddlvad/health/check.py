@@ -105,6 +105,12 @@ def check_run(
     return record
 
 
+def short(record: dict[str, Any]) -> dict[str, Any]:
+    """The part of a health record that train_summary.json, cards and reports carry."""
+    keys = ("health", "verdict", "kinds", "drift")
+    return {k: record[k] for k in keys if k in record}
+
+
 # Verdict bands of the health (see docs/results.md, "Health without labels", for the runs
 # they were read from).
 HEALTHY, DOUBTFUL = 0.95, 0.90
