@@ -99,3 +99,19 @@ def test_train_seeds_keeps_the_healthiest_and_resumes(synth_root, tmp_path, caps
     assert main(args + ["--resume"]) == 0  # trains nothing again; checks seed 5 anew
     again = json.loads(capsys.readouterr().out)
     assert {r["seed"]: r["health"] for r in again["seeds"]} == seeds
+
+
+def test_unhealthy_runs_are_warned_about_and_reported(tmp_path):
+    from ddlvad.report.page import health_line
+    from ddlvad.rundir import read_health, warn_if_unhealthy
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert read_health(run) is None and "not checked" in health_line(run)
+    (run / "train_summary.json").write_text(json.dumps({"health": {"health": 0.97}}))
+    assert read_health(run) == {"health": 0.97}
+    rec = {"health": 0.81, "verdict": "unhealthy", "kinds": {"noise": 0.9}}
+    (run / "health.json").write_text(json.dumps(rec))  # health.json wins over the summary
+    with pytest.warns(RuntimeWarning, match="unhealthy model .health 0.810"):
+        warn_if_unhealthy(run)
+    assert "0.810, unhealthy" in health_line(run)

@@ -371,6 +371,28 @@ def warn_if_training(run_dir: str | Path) -> None:
     warn_if_unfinished(run_dir)
 
 
+def read_health(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's health (``ddlvad check``): health.json, else train_summary.json's
+    ``health``, else None."""
+    try:
+        return json.loads((Path(run_dir) / HEALTH).read_text())
+    except (OSError, ValueError):
+        return read_summary(run_dir).get("health")
+
+
+def warn_if_unhealthy(run_dir: str | Path) -> None:
+    """A RuntimeWarning when the run's health check found it unhealthy (predict, serve)."""
+    h = read_health(run_dir)
+    if h and h.get("verdict") == "unhealthy":
+        warnings.warn(
+            f"{run_dir}: unhealthy model (health {h['health']:.3f}: synthetic anomalies in "
+            f"normal footage do not stand out); its alerts are not to be trusted; retrain "
+            f"(ddlvad train --seeds 3 keeps the healthiest of three seeds)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def warn_if_unfinished(run_dir: str | Path) -> None:
     """A RuntimeWarning when ``run_dir``'s training stopped before the end-of-training files
     (threshold.json, train_summary.json)."""

@@ -93,7 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ddlvad.api import Run
     from ddlvad.infer.predict import output_dir, resolve_input, run_predict
-    from ddlvad.rundir import check_threshold, pick_device, warn_if_training
+    from ddlvad.rundir import check_threshold, pick_device, warn_if_training, warn_if_unhealthy
     from ddlvad.scoring.threads import govern
 
     if args.threshold is not None:
@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     kind, target = resolve_input(args.input, args.live)
     output_dir(args)  # refuse an output folder in or above the run before any work
     warn_if_training(args.run)
+    warn_if_unhealthy(args.run)
     run = Run(args.run)
     protocol = run.protocol().replace(median=args.median, stride=args.stride or None)
     det = run.detector(

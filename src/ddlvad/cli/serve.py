@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ddlvad.api import Run
-    from ddlvad.rundir import check_threshold, pick_device
+    from ddlvad.rundir import check_threshold, pick_device, warn_if_unhealthy
     from ddlvad.serve.setup import camera_specs, masks_for, rule_for
 
     if args.threshold is not None:
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_run(args, "serve")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    warn_if_unhealthy(args.run)
     run_ = Run(args.run)
     det = run_.detector(
         engine="stream" if args.engine == "auto" else args.engine,

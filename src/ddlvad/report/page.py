@@ -37,6 +37,7 @@ from ddlvad.rundir import (
     SIGMA_PLOT,
     load_run_config,
     load_threshold,
+    read_health,
 )
 from ddlvad.scoring.evaluate import read_scores_csv
 from ddlvad.scoring.outputs import check_outputs
@@ -272,8 +273,22 @@ def header(
         f"{html.escape(str(run_dir.resolve()))}</code>; written "
         f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}</p>"
         + "<h2>Metrics</h2>"
+        + health_line(run_dir)
         + metrics_table(metrics, other_metrics, names)
         + protocol_table(metrics.get("protocol", {}))
+    )
+
+
+def health_line(run_dir: Path) -> str:
+    """The run's label-free health (``ddlvad check``), when it has been checked."""
+    h = read_health(run_dir)
+    if not h or h.get("health") is None:
+        return "<p>Health: not checked (<code>ddlvad check --run RUN</code>).</p>"
+    kinds = ", ".join(f"{k} {v:.3f}" for k, v in h.get("kinds", {}).items())
+    return (
+        f"<p>Health (from normal footage only, <code>ddlvad check</code>): "
+        f"<b>{h['health']:.3f}, {html.escape(h.get('verdict', ''))}</b> ({html.escape(kinds)})"
+        f"</p>"
     )
 
 
