@@ -10,7 +10,8 @@ step itself (two forward passes, backward, Adam). FLOPs of one step are counted 
 torch.utils.flop_counter.FlopCounterMode (forward + backward, 2 per multiply-add). The peak
 comes from bench/inference.py's cpu_peak (cores x clock x FLOPs/cycle). Without --root a
 synthetic scene at the preset's size is generated in a temp folder. --channels-last and
---compile try the train.channels_last / train.compile settings; --batch and --latent override
+--compile try the train.channels_last / train.compile settings, --imprecise-bn
+train.precise_bn=false; --batch and --latent override
 the preset; --profile N prints the N costliest ops of one step for each path; --fast-only
 skips the reference path.
 """
@@ -63,7 +64,7 @@ def make_net(cfg, fast: bool):
     """Model + creator + Adam, seeded so that the paired paths start from the same weights."""
     torch.manual_seed(cfg.train.seed)
     model, creator = create_model(cfg), create_pseudo(cfg)
-    net = DDLNet(model, creator, fast=fast)
+    net = DDLNet(model, creator, fast=fast, precise_bn=cfg.train.precise_bn)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
     return net, creator, opt
 
@@ -119,6 +120,7 @@ def bench(preset: str, root: str, args) -> list[dict]:
     cfg.data.root, cfg.data.cache_dir = root, args.cache
     cfg.train.amp = args.amp
     cfg.train.channels_last, cfg.train.compile = args.channels_last, args.compile
+    cfg.train.precise_bn = not args.imprecise_bn
     if args.batch:
         cfg.train.batch_size = args.batch
     if args.latent:
@@ -194,6 +196,12 @@ def main() -> None:
     ap.add_argument("--amp", action="store_true", help="bf16 autocast")
     ap.add_argument("--channels-last", action="store_true", help="NHWC 2D convolutions")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network")
+    ap.add_argument(
+        "--imprecise-bn",
+        action="store_true",
+        help="train.precise_bn=false: training BatchNorm on channels-last memory (faster, "
+        "far less precise statistics)",
+    )
     ap.add_argument("--batch", type=int, default=0, help="override the preset's batch size")
     ap.add_argument("--latent", type=int, default=0, help="override the preset's latent width")
     ap.add_argument("--profile", type=int, default=0, help="print the top N ops of one step")

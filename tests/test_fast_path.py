@@ -94,3 +94,25 @@ def test_fast_and_reference_checkpoints_interchange():
     a.eval(), b.eval()
     X = torch.rand(2, 1, 3, 32, 32)
     torch.testing.assert_close(a(X), b(X), rtol=1e-5, atol=1e-6)
+
+
+def _bn_grad_error(precise_bn: bool = True):
+    """Relative error against float64 of a fast-path ConvBlock's weight gradient in float32
+    training at a size where CPU channels-last BatchNorm statistics lose precision."""
+    torch.manual_seed(0)
+    block = ConvBlock(3, 8, kernels=(3,)).train()
+    x = torch.rand(8, 3, 192, 192) * 4 + 2
+    g = torch.randn(8, 8, 96, 96)
+    grads = []
+    for dtype in (torch.float64, torch.float32):
+        b = copy.deepcopy(block).to(dtype)
+        set_fast_path(b, True, precise_bn)
+        xx = x.to(dtype).contiguous(memory_format=torch.channels_last)
+        (b(xx) * g.to(dtype)).sum().backward()
+        grads.append(b.branches[0].weight.grad.double())
+    return float((grads[1] - grads[0]).norm() / grads[0].norm())
+
+
+def test_fast_path_training_batch_norm_is_as_precise_as_nchw():
+    precise = _bn_grad_error()
+    assert precise < 1e-4 and precise * 10 < _bn_grad_error(precise_bn=False)

@@ -96,6 +96,7 @@ class TrainConfig:
     channels_last: bool = False  # NHWC memory format for the 2D convolutions
     compile: bool = False  # torch.compile the network f (inductor; needs a C++ compiler on CPU)
     fast: bool = True  # fast kernels (same maths; see models/blocks.py); false = reference
+    precise_bn: bool = True  # fast path: training BatchNorm on NCHW memory (precise, slower)
     ema: float = 0.0  # decay of a weight EMA kept for scoring (e.g. 0.999); 0 = off
     balance: bool = False  # every training video the same share of an epoch
     shift: int = 0  # each clip moved by up to this many pixels in x and y (augmentation)

@@ -14,6 +14,11 @@ gradients to float rounding, with fewer, better-shaped kernels on a CPU:
   W kron I_4), so the shuffle moves the narrow output instead of the wide input.
 - activations and 2D weights are kept channels-last (NHWC) in memory: with 1 to 32 channels,
   oneDNN's NHWC kernels beat its channel-blocked ones (which pad channels to 8 or 16).
+  Except BatchNorm in training on a CPU: its channels-last kernel sums the batch statistics
+  far less precisely (relative error 4e-5 against 6e-8 at 8 x 12 x 192 x 192, float32), and
+  through a whole DDL step that made weight gradients up to 3 % off float64 (median 0.4 %)
+  where the reference path is 0.02 % off (median 0.002 %); it runs on NCHW memory instead
+  (``precise_bn``, the default; it costs about 30 % of a ``cpu``-preset step, docs/speed.md).
 - ``forward_pair``: a DDL step runs the network on X and on X_A = X + s * D, where
   D = M * (A - X) is zero outside the pseudo-anomaly boxes. The branch convolution is linear,
   so the first block computes conv(X) once and conv(X_A) = conv(X) + s * conv(D), with
@@ -60,7 +65,7 @@ class ConvBlock(nn.Module):
         self.final = nn.Conv2d(c_mid, c_out, final_kernel, padding=final_kernel // 2)
         self.bn2 = nn.Identity() if last else nn.BatchNorm2d(c_out)
         self.act2 = nn.Identity() if last else nn.ReLU(inplace=True)
-        self.decode, self.merge, self.fast = decode, merge, True
+        self.decode, self.merge, self.fast, self.precise_bn = decode, merge, True, True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, c_in, H, W) -> (B, c_out, H/2, W/2) encode, (B, c_out, 2H, 2W) decode."""
@@ -81,8 +86,9 @@ class ConvBlock(nn.Module):
 
     def _finish(self, z: torch.Tensor) -> torch.Tensor:
         """Concatenated branch outputs -> BN + ReLU, resize, final conv (+ BN + ReLU)."""
-        z = torch.relu_(self.bn1(z))
-        return self.act2(self.bn2(self._resize_final(z)))
+        p = self.precise_bn
+        z = torch.relu_(_batch_norm(self.bn1, z, p))
+        return self.act2(_batch_norm(self.bn2, self._resize_final(z), p))
 
     def _forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.cat([conv(x) for conv in self.branches], dim=1)  # (B, n*branch, H, W)
@@ -158,6 +164,16 @@ class ConvBlock(nn.Module):
         return F.conv2d(z, f.weight.view(c_out, c4 // 4, 2, 2), f.bias, stride=2)
 
 
+def _batch_norm(bn: nn.Module, z: torch.Tensor, precise: bool = True) -> torch.Tensor:
+    """``bn(z)``; with ``precise``, a CPU BatchNorm in training runs on NCHW memory (see the
+    module docstring: the channels-last kernel's batch statistics are imprecise), its output
+    back in z's memory format. Evaluation (running statistics: an affine map) runs as is."""
+    cpu_training = isinstance(bn, nn.BatchNorm2d) and bn.training and z.device.type == "cpu"
+    if not (precise and cpu_training):
+        return bn(z)
+    return bn(z.contiguous()).contiguous(memory_format=like_format(z))
+
+
 def _span(any_: torch.Tensor, pad: int, size: int) -> tuple[int, int]:
     """[first, last + 1) of the True entries of a 1-D mask, grown by ``pad``, clipped."""
     idx = any_.nonzero().flatten()
@@ -171,13 +187,14 @@ def like_format(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def set_fast_path(model: nn.Module, on: bool) -> nn.Module:
+def set_fast_path(model: nn.Module, on: bool, precise_bn: bool = True) -> nn.Module:
     """Switch every ConvBlock of ``model`` to the fast (default) or the reference path; the
-    fast path keeps 2D weights (and, through ``to_fast_layout``, activations) channels-last."""
+    fast path keeps 2D weights (and, through ``to_fast_layout``, activations) channels-last,
+    and with ``precise_bn`` runs training BatchNorm on NCHW memory."""
     fmt = torch.channels_last if on else torch.contiguous_format
     for m in model.modules():
         if isinstance(m, ConvBlock):
-            m.fast = on
+            m.fast, m.precise_bn = on, precise_bn
         elif isinstance(m, nn.Conv2d):
             m.weight.data = m.weight.data.contiguous(memory_format=fmt)
     return model

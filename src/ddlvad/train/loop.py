@@ -86,10 +86,16 @@ class DDLNet(nn.Module):
     """Model f and pseudo-anomaly creator in one module, so that DDP synchronises the
     gradient of l together with the network's (l is used outside f)."""
 
-    def __init__(self, model: nn.Module, creator: PseudoAnomalyCreator, fast: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        creator: PseudoAnomalyCreator,
+        fast: bool = True,
+        precise_bn: bool = True,
+    ) -> None:
         super().__init__()
         self.model, self.creator = model, creator
-        set_fast_path(model, fast)
+        set_fast_path(model, fast, precise_bn)
         self.fast = fast
         self.ema = None  # a WeightEMA (not a submodule), set by training when train.ema > 0
 
@@ -158,7 +164,7 @@ def _setup(cfg: Config, ctx: DistContext, progress: bool):
     if ctx.is_main:
         barrier(ctx)
     model, creator = create_model(cfg), create_pseudo(cfg)
-    net = DDLNet(model, creator, fast=tc.fast).to(ctx.device)
+    net = DDLNet(model, creator, fast=tc.fast, precise_bn=tc.precise_bn).to(ctx.device)
     net.ema = make_ema(model, tc.ema)  # before compile: the copy stays eager
     apply_speedups(model, tc)
     opt = torch.optim.Adam(param_groups(net, tc.lr, cfg.pseudo.l_lr_scale), lr=tc.lr)
