@@ -20,6 +20,7 @@ from pathlib import Path
 from scipy.stats import spearmanr
 
 from ddlvad.api import Run
+from ddlvad.health.check import verdict
 from ddlvad.rundir import CHECKPOINT, HEALTH, METRICS, load_run_config
 
 
@@ -42,7 +43,7 @@ def row(arg: str, recheck: bool) -> dict:
         "micro": round(100 * m["frame_auc_micro"], 2),
         "macro": round(100 * m["frame_auc_macro"], 2),
         "health": round(h["health"], 4),
-        "verdict": h.get("verdict", ""),
+        "verdict": h.get("verdict") or verdict(h)[0],
         **{k: round(v, 3) for k, v in h["kinds"].items()},
         "drift": round(h["drift"], 2),
     }

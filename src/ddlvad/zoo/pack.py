@@ -87,6 +87,17 @@ def _recalibrate(run: Path, cfg, entry: Path) -> None:
     save_threshold(entry, calibrate(engine, cfg, calibration_videos(cfg)))  # finite only
 
 
+def _health_lines(h: dict[str, Any] | None) -> list[str]:
+    """The card's label-free health (``ddlvad check``), when it was checked."""
+    if not h or h.get("health") is None:
+        return []
+    kinds = ", ".join(f"{k} {v:.3f}" for k, v in h.get("kinds", {}).items())
+    return [
+        f"- Health (`ddlvad check`, normal footage only): {h['health']:.3f}, "
+        f"{h.get('verdict', '')} ({kinds})"
+    ]
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     m = card["metrics"]
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
@@ -102,6 +113,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- Commit: {card['commit']}",
         f"- Training: {card['train_seconds']} s, {card['train_steps']} steps on {card['machine']}",
         f"- Final sigma: {card.get('sigma')}",
+        *_health_lines(card.get("health")),
         "",
         "| micro AUC | macro AUC | micro, per-video min-max | EER | AP |",
         "|---|---|---|---|---|",
@@ -149,6 +161,7 @@ def pack(
         "train_seconds": summary.get("seconds"),
         "train_steps": summary.get("steps"),
         "sigma": summary.get("sigma"),
+        "health": summary.get("health"),
         "metrics": {k: metrics.get(k) for k in METRIC_KEYS},
         "reproduce": f"ddlvad test --model {name} --data {info['dataset_flag']} "
         f"--root PATH --out DIR",
