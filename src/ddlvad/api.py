@@ -69,11 +69,12 @@ class Run:
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes
             plot_run_sigma(self.path, cfg)
             if "health" not in read_summary(self.path):  # also after a stop in the check
-                summary = self._summarize_health(progress)
+                summary = {**summary, "health": self._summarize_health(progress)}
         return summary
 
     def _summarize_health(self, progress: bool) -> dict[str, Any]:
-        """Check the finished run; its health (short form) into train_summary.json."""
+        """Check the finished run; its health (short form) into train_summary.json, and
+        returned."""
         from ddlvad.health.check import short
         from ddlvad.io import atomic_write_json
         from ddlvad.rundir import TRAIN_SUMMARY
@@ -82,9 +83,8 @@ class Run:
             health = short(self.check(progress=progress))
         except ValueError as e:  # footage too short to check: the run stands, unchecked
             health = {"health": None, "verdict": "unchecked", "advice": str(e)}
-        summary = {**read_summary(self.path), "health": health}
-        atomic_write_json(self.path / TRAIN_SUMMARY, summary)
-        return summary
+        atomic_write_json(self.path / TRAIN_SUMMARY, {**read_summary(self.path), "health": health})
+        return health
 
     def test(
         self,
