@@ -83,9 +83,9 @@ def balanced(videos: list[np.ndarray], T: int, epoch: int) -> list[tuple[int, in
     r = T // 2
     counts = [len(v) - 2 * r for v in videos]
     k = -(-sum(counts) // len(videos))  # ceil: the epoch keeps its length
+    phase = (epoch * 0.618034) % 1.0  # golden-ratio steps: thinned videos cycle through
     out = []
     for vi, n in enumerate(counts):
-        phase = (epoch * 0.618034) % 1.0  # golden-ratio steps: thinned videos cycle through
         pos = np.floor((np.arange(k) + phase) * n / k).astype(int) % n
         out += [(vi, r + int(t)) for t in pos]
     return out
