@@ -34,6 +34,7 @@ from ddlvad.rundir import (
     check_new_run,
     claim_run,
     clear_run,
+    read_health,
 )
 
 SEEDS = "seeds"
@@ -73,7 +74,9 @@ def train_seeds(
         c.train.seed, c.name = seed, f"{cfg.name}_seed{seed}"
         if not (run.path / TRAIN_SUMMARY).exists():
             run.train(c, resume=(run.path / CONFIG).exists(), progress=progress)
-        health = _read(run.path / HEALTH) or run.check(progress=progress)
+        health = read_health(run.path)
+        if not health or health.get("health") is None:  # unchecked: check now (or say why)
+            health = run.check(progress=progress)
         records.append({"seed": seed, "run": str(run.path), **short(health)})
     best = max(records, key=lambda r: (r["health"], -r["seed"]))  # ties: the lower seed
     return publish(Path(best["run"]), out, records)
@@ -96,10 +99,3 @@ def publish(src: Path, out: Path, records: list[dict[str, Any]]) -> dict[str, An
         summary.update(health=chosen, seeds=records, chosen_seed=chosen["seed"])
         atomic_write_json(out / TRAIN_SUMMARY, summary)
     return summary
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

@@ -19,7 +19,7 @@ from ddlvad.config import Config
 from ddlvad.health.synthetic import KINDS, Synthetic, frames_needed, synthesize
 from ddlvad.scoring.metrics import auc, micro_auc
 
-BUDGET = 2400  # frames scored in all (about a minute on one core at the cpu preset)
+BUDGET = 2400  # frames scored in all (80-130 s on one core for Ped2 at the cpu preset)
 LENGTHS = (12, 120)  # frames per synthetic video, at least and at most
 
 
